@@ -1,0 +1,10 @@
+"""fastrnn: fused recurrent-network kernels (RNN, LSTM, GRU) for CPUs.
+
+Whole sequences run forward and backward inside one compiled Numba call. Start
+with :mod:`fastrnn.functional`; ``python -m fastrnn.bench`` prints the benchmark
+report.
+"""
+from . import functional
+
+__version__ = "0.1.0"
+__all__ = ["functional", "__version__"]

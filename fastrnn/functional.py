@@ -1,0 +1,193 @@
+"""Stateless entry points: one layer, one direction, time-major.
+
+Each forward validates its arguments, runs the fused kernel over the whole sequence
+and returns the outputs plus a context for the backward (None unless
+``training=True``). Shapes: x (T, B, I); states (B, H); y (T, B, H); weights in
+PyTorch layout w_ih (G*H, I), w_hh (G*H, H), biases (G*H,) with G = 4 (LSTM),
+3 (GRU), 1 (RNN). float32 or float64, all arguments of one dtype.
+
+``lengths`` (B,) ints in 1..T give PyTorch packed-sequence results from padded
+input: past its length a sequence's state is frozen and its output is zero, and
+h_n is the state at its last valid step.
+
+The context keeps references to the forward's arrays (inputs included, as
+autograd does): do not modify them in place before calling the backward.
+"""
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from . import _validate as check
+from .kernels import gru as _gru
+from .kernels import lstm as _lstm
+from .kernels import rnn as _rnn
+
+__all__ = ["lstm", "gru", "rnn", "lstm_backward", "gru_backward", "rnn_backward",
+           "LSTMGrads", "GRUGrads", "RNNGrads"]
+
+
+class LSTMGrads(NamedTuple):
+    """Gradients from :func:`lstm_backward`; db_* are None for absent biases."""
+    dx: np.ndarray
+    dh0: np.ndarray
+    dc0: np.ndarray
+    dw_ih: np.ndarray
+    dw_hh: np.ndarray
+    db_ih: Optional[np.ndarray]
+    db_hh: Optional[np.ndarray]
+
+
+class GRUGrads(NamedTuple):
+    """Gradients from :func:`gru_backward`; db_* are None for absent biases."""
+    dx: np.ndarray
+    dh0: np.ndarray
+    dw_ih: np.ndarray
+    dw_hh: np.ndarray
+    db_ih: Optional[np.ndarray]
+    db_hh: Optional[np.ndarray]
+
+
+class RNNGrads(NamedTuple):
+    """Gradients from :func:`rnn_backward`; db_* are None for absent biases."""
+    dx: np.ndarray
+    dh0: np.ndarray
+    dw_ih: np.ndarray
+    dw_hh: np.ndarray
+    db_ih: Optional[np.ndarray]
+    db_hh: Optional[np.ndarray]
+
+
+class Context:
+    """What a training-mode forward keeps for its backward (opaque to users)."""
+
+    __slots__ = ("cell", "saved", "steps", "batch", "hidden", "dtype", "has_b_ih", "has_b_hh")
+
+    def __init__(self, cell, saved, x, hidden, b_ih, b_hh):
+        self.cell, self.saved, self.hidden = cell, saved, hidden
+        self.steps, self.batch, _ = x.shape
+        self.dtype = x.dtype
+        self.has_b_ih, self.has_b_hh = b_ih is not None, b_hh is not None
+
+    def __repr__(self):
+        return f"<fastrnn {self.cell} context T={self.steps} B={self.batch} H={self.hidden} {self.dtype}>"
+
+
+def _prepare(x, w_ih, w_hh, b_ih, b_hh, gates, lengths, training):
+    x = check.sequence_input(x)
+    w_ih, w_hh, b_ih, b_hh, hidden = check.weights(w_ih, w_hh, b_ih, b_hh, gates, x.shape[2], x.dtype)
+    lengths = check.lengths_array(lengths, x.shape[1], x.shape[0])
+    return x, w_ih, w_hh, b_ih, b_hh, hidden, lengths, check.flag("training", training)
+
+
+def _zeros_if_none(b, size, dtype):
+    return np.zeros(size, dtype) if b is None else b
+
+
+def _summed_bias(b_ih, b_hh, size, dtype):
+    return _zeros_if_none(b_ih, size, dtype) + _zeros_if_none(b_hh, size, dtype)
+
+
+def _context(ctx, cell):
+    if ctx is None:
+        raise ValueError(f"{cell}_backward needs the context of a forward run with training=True; "
+                         "got None (the forward ran with training=False)")
+    if not isinstance(ctx, Context) or ctx.cell != cell:
+        raise TypeError(f"ctx must be the context returned by fastrnn.functional.{cell}(..., training=True), "
+                        f"got {ctx!r}")
+    return ctx
+
+
+def _output_grads(ctx, dy, states):
+    dy = check.float_array("dy", dy, 3, ctx.dtype)
+    check.expect_shape("dy", dy, (ctx.steps, ctx.batch, ctx.hidden), "(T, B, H)")
+    return dy, [check.state(name, value, ctx.batch, ctx.hidden, ctx.dtype) for name, value in states]
+
+
+def _bias_grads(ctx, db_ih, db_hh):
+    return (db_ih if ctx.has_b_ih else None), (db_hh if ctx.has_b_hh else None)
+
+
+def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, training=False):
+    """LSTM over a whole sequence (gates i, f, g, o).
+
+    x (T, B, I); w_ih (4H, I); w_hh (4H, H); b_ih, b_hh (4H,) or None; h0, c0 (B, H)
+    or None (zeros); lengths (B,) ints in 1..T or None.
+    Returns ``(y, h_n, c_n, ctx)``: y (T, B, H), h_n and c_n (B, H), ctx for
+    :func:`lstm_backward` (None unless ``training``). Same dtype as x.
+    """
+    x, w_ih, w_hh, b_ih, b_hh, hidden, lengths, training = _prepare(x, w_ih, w_hh, b_ih, b_hh, 4, lengths, training)
+    h0 = check.state("h0", h0, x.shape[1], hidden, x.dtype)
+    c0 = check.state("c0", c0, x.shape[1], hidden, x.dtype)
+    bias = _summed_bias(b_ih, b_hh, 4 * hidden, x.dtype)
+    y, h_n, c_n, saved = _lstm.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training)
+    ctx = Context("lstm", saved, x, hidden, b_ih, b_hh) if training else None
+    return y, h_n, c_n, ctx
+
+
+def lstm_backward(ctx, dy, dh_n=None, dc_n=None):
+    """Gradients of an LSTM forward given dL/dy (T, B, H) and optionally dL/dh_n, dL/dc_n (B, H).
+
+    Returns :class:`LSTMGrads` (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) in the
+    forward's dtype. Gradients at padded steps of dy are ignored (those outputs are
+    constant zero).
+    """
+    ctx = _context(ctx, "lstm")
+    dy, (dh_n, dc_n) = _output_grads(ctx, dy, (("dh_n", dh_n), ("dc_n", dc_n)))
+    dx, dh0, dc0, dw_ih, dw_hh, db = _lstm.lstm_backward(ctx.saved, dy, dh_n, dc_n)
+    return LSTMGrads(dx, dh0, dc0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))
+
+
+def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=False, reset_after=True):
+    """GRU over a whole sequence (gates r, z, n).
+
+    ``reset_after=True`` is PyTorch's form, n = tanh(W_in x + b_in + r * (W_hn h + b_hn));
+    False is Cho et al. 2014 (Keras reset_after=False), n = tanh(W_in x + b_in + W_hn (r * h) + b_hn).
+    x (T, B, I); w_ih (3H, I); w_hh (3H, H); b_ih, b_hh (3H,) or None; h0 (B, H) or
+    None; lengths (B,) or None. Returns ``(y, h_n, ctx)``: y (T, B, H), h_n (B, H),
+    ctx for :func:`gru_backward` (None unless ``training``).
+    """
+    x, w_ih, w_hh, b_ih, b_hh, hidden, lengths, training = _prepare(x, w_ih, w_hh, b_ih, b_hh, 3, lengths, training)
+    reset_after = check.flag("reset_after", reset_after)
+    h0 = check.state("h0", h0, x.shape[1], hidden, x.dtype)
+    y, h_n, saved = _gru.gru_forward(x, w_ih, w_hh, _zeros_if_none(b_ih, 3 * hidden, x.dtype),
+                                     _zeros_if_none(b_hh, 3 * hidden, x.dtype), h0, lengths, training, reset_after)
+    ctx = Context("gru", saved, x, hidden, b_ih, b_hh) if training else None
+    return y, h_n, ctx
+
+
+def gru_backward(ctx, dy, dh_n=None):
+    """Gradients of a GRU forward given dL/dy (T, B, H) and optionally dL/dh_n (B, H).
+
+    Returns :class:`GRUGrads` (dx, dh0, dw_ih, dw_hh, db_ih, db_hh).
+    """
+    ctx = _context(ctx, "gru")
+    dy, (dh_n,) = _output_grads(ctx, dy, (("dh_n", dh_n),))
+    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _gru.gru_backward(ctx.saved, dy, dh_n)
+    return GRUGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
+
+
+def rnn(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=False, nonlinearity="tanh"):
+    """Elman RNN over a whole sequence: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
+
+    nonlinearity "tanh" or "relu". x (T, B, I); w_ih (H, I); w_hh (H, H); b_ih,
+    b_hh (H,) or None; h0 (B, H) or None; lengths (B,) or None.
+    Returns ``(y, h_n, ctx)``: y (T, B, H), h_n (B, H), ctx for :func:`rnn_backward`.
+    """
+    x, w_ih, w_hh, b_ih, b_hh, hidden, lengths, training = _prepare(x, w_ih, w_hh, b_ih, b_hh, 1, lengths, training)
+    use_relu = check.choice("nonlinearity", nonlinearity, ("tanh", "relu")) == "relu"
+    h0 = check.state("h0", h0, x.shape[1], hidden, x.dtype)
+    bias = _summed_bias(b_ih, b_hh, hidden, x.dtype)
+    y, h_n, saved = _rnn.rnn_forward(x, w_ih, w_hh, bias, h0, lengths, training, use_relu)
+    ctx = Context("rnn", saved, x, hidden, b_ih, b_hh) if training else None
+    return y, h_n, ctx
+
+
+def rnn_backward(ctx, dy, dh_n=None):
+    """Gradients of an RNN forward given dL/dy (T, B, H) and optionally dL/dh_n (B, H).
+
+    Returns :class:`RNNGrads` (dx, dh0, dw_ih, dw_hh, db_ih, db_hh).
+    """
+    ctx = _context(ctx, "rnn")
+    dy, (dh_n,) = _output_grads(ctx, dy, (("dh_n", dh_n),))
+    dx, dh0, dw_ih, dw_hh, db = _rnn.rnn_backward(ctx.saved, dy, dh_n)
+    return RNNGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))

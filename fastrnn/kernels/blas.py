@@ -1,0 +1,140 @@
+"""Matrix products for the kernels: direct BLAS ``?gemm`` calls plus a small-batch path.
+
+``np.dot`` inside ``@njit`` allocates its result and cannot accumulate; calling
+scipy's BLAS directly lets a kernel add the recurrent product straight into the
+pre-projected gate buffer (``beta=1``), use transposes without copies and allocate
+nothing per step. The BLAS symbols are registered with LLVM by name at import time,
+so compiled kernels stay cacheable (a raw function address would not be).
+
+All matrices are 2-D row-major views whose last axis is unit-stride; rows may be
+strided (column slices of a wider buffer are fine).
+"""
+import llvmlite.binding as llvm
+import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import get_cython_function_address, intrinsic, overload
+
+from .._jit import inline_kernel, kernel
+
+for _name in ("sgemm", "dgemm"):
+    llvm.add_symbol("fastrnn_" + _name, get_cython_function_address("scipy.linalg.cython_blas", _name))
+
+_GEMM_SIG = types.void(*([types.voidptr] * 13))
+_sgemm = types.ExternalFunction("fastrnn_sgemm", _GEMM_SIG)
+_dgemm = types.ExternalFunction("fastrnn_dgemm", _GEMM_SIG)
+
+#: batches up to this size use the hand-written loop: below it a BLAS call's fixed
+#: cost (~1.5 us) exceeds the arithmetic.
+SMALL_BATCH = 2
+
+
+@intrinsic
+def _address_of(typingctx, value):
+    """Pointer to a stack copy of ``value`` (Fortran BLAS takes every scalar by reference)."""
+
+    def codegen(context, builder, signature, args):
+        slot = cgutils.alloca_once_value(builder, args[0])
+        return builder.bitcast(slot, cgutils.voidptr_t)
+
+    return types.voidptr(value), codegen
+
+
+def _blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(_blas_gemm)
+def _blas_gemm_overload(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    if c.dtype == types.float32:
+        routine, scalar = _sgemm, np.float32
+    elif c.dtype == types.float64:
+        routine, scalar = _dgemm, np.float64
+    else:
+        return None
+
+    def impl(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        routine(_address_of(np.uint8(ta)), _address_of(np.uint8(tb)),
+                _address_of(np.int32(m)), _address_of(np.int32(n)), _address_of(np.int32(k)),
+                _address_of(scalar(alpha)), a.ctypes, _address_of(np.int32(lda)),
+                b.ctypes, _address_of(np.int32(ldb)),
+                _address_of(scalar(beta)), c.ctypes, _address_of(np.int32(ldc)))
+
+    return impl
+
+
+@inline_kernel
+def _leading_dim(a):
+    return max(a.strides[0] // a.itemsize, a.shape[1], 1)
+
+
+@kernel
+def gemm(trans_a, trans_b, alpha, a, b, beta, c):
+    """``c = alpha * op(a) @ op(b) + beta * c`` for row-major 2-D arrays.
+
+    op(a) is ``a.T`` when ``trans_a`` else ``a``; shapes op(a) (M, K), op(b) (K, N),
+    c (M, N); all of one float dtype. ``c`` must not alias ``a`` or ``b``.
+    """
+    m, n = c.shape
+    k = a.shape[0] if trans_a else a.shape[1]
+    if m == 0 or n == 0:
+        return
+    # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap operands.
+    _blas_gemm(84 if trans_b else 78, 84 if trans_a else 78, n, m, k, alpha,
+               b, _leading_dim(b), a, _leading_dim(a), beta, c, _leading_dim(c))
+
+
+@kernel
+def small_matmul_add(a, b, c):
+    """``c += a @ b`` by plain loops, for few rows: a (M, K), b (K, N), c (M, N).
+
+    Vectorizes over N without reassociating any sum; four rows of ``b`` per pass
+    so ``c`` is loaded and stored a quarter as often.
+    """
+    m, k_total = a.shape
+    for row in range(m):
+        a_row = a[row]
+        c_row = c[row]
+        k = 0
+        while k + 4 <= k_total:
+            a0, a1, a2, a3 = a_row[k], a_row[k + 1], a_row[k + 2], a_row[k + 3]
+            b0, b1, b2, b3 = b[k], b[k + 1], b[k + 2], b[k + 3]
+            for j in range(c_row.shape[0]):
+                c_row[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+            k += 4
+        while k < k_total:
+            a0 = a_row[k]
+            b0 = b[k]
+            for j in range(c_row.shape[0]):
+                c_row[j] += a0 * b0[j]
+            k += 1
+
+
+@kernel
+def matmul_add(a, b, c):
+    """``c += a @ b`` (a (M, K), b (K, N), c (M, N)), picking the loop or BLAS by M."""
+    if a.shape[0] <= SMALL_BATCH:
+        small_matmul_add(a, b, c)
+    else:
+        gemm(False, False, 1.0, a, b, 1.0, c)
+
+
+@kernel
+def matmul_transposed_add(a, b, b_t, c):
+    """``c += a @ b.T`` (a (M, K), b (N, K), c (M, N)).
+
+    ``b_t`` is ``b.T`` packed row-major (K, N), used by the small-M loop; for larger
+    M BLAS reads ``b`` directly and ``b_t`` may be empty (see :func:`pack_transposed`).
+    """
+    if a.shape[0] <= SMALL_BATCH:
+        small_matmul_add(a, b_t, c)
+    else:
+        gemm(False, True, 1.0, a, b, 1.0, c)
+
+
+def pack_transposed(w, rows):
+    """``w.T`` as a C-contiguous copy when ``rows`` (the batch) takes the small path,
+    else an empty array of the same type (BLAS transposes for free)."""
+    if rows <= SMALL_BATCH:
+        return np.ascontiguousarray(w.T)
+    return np.empty((0, 0), w.dtype)

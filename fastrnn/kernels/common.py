@@ -1,0 +1,38 @@
+"""End-of-sequence gradient GEMMs shared by the cell kernels."""
+from .._jit import kernel
+from .blas import gemm
+
+
+@kernel
+def sum_rows(a, out):
+    """out (N,) = sum of the rows of a (M, N), in a's dtype."""
+    out[:] = 0
+    for r in range(a.shape[0]):
+        out += a[r]
+
+
+@kernel
+def input_and_weight_grads(x, h0, y, dg_x, dg_h, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh):
+    """Input, weight and bias gradients after the backward time loop.
+
+    x (T, B, I); h0 (B, H); y (T, B, H) forward outputs; w_ih (G*H, I).
+    dg_x (T*B, G*H): gradient of the input pre-activations W_ih x_t + b_ih;
+    dg_h (T*B, W): gradient of the recurrent pre-activations W_hh h_{t-1} + b_hh for
+    the W rows of W_hh whose input is h_{t-1} (may be dg_x itself, or a column slice).
+    The recurrent input h_{t-1} is h0 at t = 0 and y[t-1] after: padded rows of y
+    are zero, but so are their gradients, so no copy of the states is needed.
+    Writes dx (T, B, I) = dg_x W_ih, dw_ih (G*H, I) = dg_x^T x,
+    dw_hh (W, H) = sum_t dg_h[t]^T h_{t-1}, db_ih (G*H,), db_hh (W,) = column sums
+    (db_ih may alias db_hh when dg_x is dg_h).
+    """
+    steps, batch, n_in = x.shape
+    hidden = h0.shape[1]
+    x_2d = x.reshape(steps * batch, n_in)
+    gemm(False, False, 1.0, dg_x, w_ih, 0.0, dx.reshape(steps * batch, n_in))
+    gemm(True, False, 1.0, dg_x, x_2d, 0.0, dw_ih)
+    gemm(True, False, 1.0, dg_h[:batch], h0, 0.0, dw_hh)
+    if steps > 1:
+        h_prev = y.reshape(steps * batch, hidden)[:(steps - 1) * batch]
+        gemm(True, False, 1.0, dg_h[batch:], h_prev, 1.0, dw_hh)
+    sum_rows(dg_x, db_ih)
+    sum_rows(dg_h, db_hh)
