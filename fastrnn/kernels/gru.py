@@ -145,7 +145,7 @@ def gru_reset_before_forward_kernel(x, w_ih, w_hh, w_hh_t, bias, h, lengths, y, 
 
 @kernel
 def gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, dh,
-                                     dgates, reset_h_all, d_reset_h, dx, dw_ih, dw_hh, db):
+                                     dgates, reset_h_all, d_reset_h, dx, dw_ih, dw_hh, db, db_scratch):
     """Backpropagate through :func:`gru_reset_before_forward_kernel`.
 
     dgates (T, B, 3H) workspace (pre-activation gradients, shared by both biases);
@@ -191,8 +191,7 @@ def gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, d
         matmul_add(dg_t[:, :2 * hidden], w_rz, dh)
     rows = steps * batch
     dg_2d = dgates.reshape(rows, 3 * hidden)
-    db_unused = np.empty(2 * hidden, x.dtype)
-    input_and_weight_grads(x, h0, y, dg_2d, dg_2d[:, :2 * hidden], w_ih, dx, dw_ih, dw_hh[:2 * hidden], db, db_unused)
+    input_and_weight_grads(x, h0, y, dg_2d, dg_2d[:, :2 * hidden], w_ih, dx, dw_ih, dw_hh[:2 * hidden], db, db_scratch)
     gemm(True, False, 1.0, dg_2d[:, 2 * hidden:], reset_h_all.reshape(rows, hidden), 0.0, dw_hh[2 * hidden:])
 
 
@@ -240,6 +239,7 @@ def gru_backward(saved, dy, dh_n):
         reset_h_all = np.empty_like(y)
         d_reset_h = np.empty((batch, hidden), x.dtype)
         gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, dh,
-                                         dgates, reset_h_all, d_reset_h, dx, dw_ih, dw_hh, db_ih)
+                                         dgates, reset_h_all, d_reset_h, dx, dw_ih, dw_hh, db_ih,
+                                         np.empty(2 * hidden, x.dtype))
         db_hh = db_ih.copy()
     return dx, dh, dw_ih, dw_hh, db_ih, db_hh

@@ -1,0 +1,172 @@
+"""Fused kernels (through fastrnn.functional) against the NumPy reference and
+central finite differences."""
+import numpy as np
+import pytest
+
+from fastrnn.kernels import gru as gru_kernels
+from fastrnn.kernels import lstm as lstm_kernels
+from fastrnn.kernels import rnn as rnn_kernels
+
+from cases import CELLS, assert_close, make_inputs, run_fused, run_reference, tolerances
+
+SHAPES = [  # (T, B, I, H): B=1 and 2 take the hand-written product, B>=3 takes BLAS
+    (1, 1, 3, 5),
+    (6, 1, 4, 9),
+    (5, 2, 3, 7),
+    (7, 5, 4, 9),
+    (1, 4, 2, 3),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lengths", [None, "mixed"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T%dB%dI%dH%d" % s)
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_matches_reference(cell, shape, lengths, dtype):
+    args, grads = make_inputs(cell, *shape, dtype, seed=sum(shape), lengths=lengths)
+    (fwd_rtol, fwd_atol), (grad_rtol, grad_atol) = tolerances(dtype)
+    out, g = run_fused(cell, args, grads)
+    ref_out, ref_g = run_reference(cell, args, grads)
+    assert_close(out, ref_out, fwd_rtol, fwd_atol, f"{cell} forward")
+    assert_close(g, ref_g, grad_rtol, grad_atol, f"{cell} backward")
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("bias,initial_state", [(False, False), (True, False), (False, True)])
+def test_optional_arguments(cell, bias, initial_state):
+    args, grads = make_inputs(cell, 4, 3, 3, 5, np.float64, seed=7, bias=bias, initial_state=initial_state)
+    out, g = run_fused(cell, args, grads)
+    ref_out, ref_g = run_reference(cell, args, grads)
+    assert_close(out, ref_out, 1e-10, 1e-12, cell)
+    assert_close(g, ref_g, 1e-10, 1e-12, cell)
+    if not bias:
+        assert g["db_ih"] is None and g["db_hh"] is None
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_padded_outputs_are_exactly_zero_and_state_frozen(cell):
+    args, grads = make_inputs(cell, 6, 4, 3, 5, np.float32, lengths=[6, 1, 3, 2])
+    out, _ = run_fused(cell, args, grads)
+    for b, n in enumerate(args["lengths"]):
+        assert np.all(out["y"][n:, b] == 0)
+        np.testing.assert_array_equal(out["h_n"][b], out["y"][n - 1, b])
+    # Sequence 2 (length 3) run alone for 3 steps reaches the same final state.
+    alone = {k: v for k, v in args.items() if k != "lengths"}
+    alone["x"] = args["x"][:3, 2:3]
+    for k in ("h0", "c0"):
+        if k in args:
+            alone[k] = args[k][2:3]
+    short, _ = run_fused(cell, alone, {"dy": grads["dy"][:3, 2:3], "dh_n": grads["dh_n"][2:3]})
+    np.testing.assert_allclose(out["h_n"][2], short["h_n"][0], rtol=1e-5, atol=1e-6)
+
+
+def _finite_difference(loss, array, eps=1e-6):
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        keep = array[index]
+        array[index] = keep + eps
+        up = loss()
+        array[index] = keep - eps
+        down = loss()
+        array[index] = keep
+        grad[index] = (up - down) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("lengths", [None, "mixed"])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_gradients_match_finite_differences(cell, batch, lengths):
+    args, grads = make_inputs(cell, 4, batch, 3, 4, np.float64, seed=11 + batch, lengths=lengths)
+    _, forward, *_, extra, has_c = CELLS[cell]
+    outputs = ("y", "h_n", "c_n") if has_c else ("y", "h_n")
+    weights = dict(zip(outputs, (grads["dy"], grads["dh_n"], grads.get("dc_n"))))
+
+    def loss():
+        result = forward(**args, **extra)
+        return sum(float(np.sum(w * r)) for w, r in zip(weights.values(), result[:-1]))
+
+    _, g = run_fused(cell, args, grads)
+    wrt = {"dx": "x", "dh0": "h0", "dc0": "c0", "dw_ih": "w_ih", "dw_hh": "w_hh", "db_ih": "b_ih", "db_hh": "b_hh"}
+    for grad_name, arg_name in wrt.items():
+        if arg_name not in args:
+            continue
+        numeric = _finite_difference(loss, args[arg_name])
+        np.testing.assert_allclose(g[grad_name], numeric, rtol=1e-6, atol=1e-8, err_msg=f"{cell} {grad_name}")
+
+
+class _PoisonedNumpy:
+    """Stands in for ``np`` in a driver module: every fresh buffer starts as NaN."""
+
+    def __init__(self):
+        self._np = np
+
+    def __getattr__(self, name):
+        return getattr(self._np, name)
+
+    def empty(self, shape, dtype=float):
+        return self._np.full(shape, self._np.nan, dtype)
+
+    def empty_like(self, a):
+        return self._np.full_like(a, self._np.nan)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_every_output_is_written(cell, batch, monkeypatch):
+    """Outputs and workspaces poisoned with NaN: any element a kernel forgets to
+    write (or reads before writing) shows up as NaN in the results."""
+    args, grads = make_inputs(cell, 5, batch, 3, 6, np.float64, lengths="mixed")
+    clean = run_fused(cell, args, grads)  # compiles before the module globals change
+    for module in (lstm_kernels, gru_kernels, rnn_kernels):
+        monkeypatch.setattr(module, "np", _PoisonedNumpy())
+    poisoned = run_fused(cell, args, grads)
+    for part_clean, part_poisoned in zip(clean, poisoned):
+        for key, value in part_poisoned.items():
+            assert np.all(np.isfinite(value)), f"{key} has unwritten elements"
+            np.testing.assert_array_equal(value, part_clean[key])
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_backward_can_run_twice(cell):
+    args, grads = make_inputs(cell, 4, 3, 2, 5, np.float64)
+    _, forward, backward, *_, extra, _ = CELLS[cell]
+    ctx = forward(**args, training=True, **extra)[-1]
+    first, second = backward(ctx, **grads), backward(ctx, **grads)
+    for a, b in zip(first, second):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_inference_matches_training_forward(cell):
+    args, _ = make_inputs(cell, 5, 3, 2, 4, np.float32)
+    _, forward, *_, extra, _ = CELLS[cell]
+    inference, training = forward(**args, **extra), forward(**args, training=True, **extra)
+    assert inference[-1] is None
+    for a, b in zip(inference[:-1], training[:-1]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_non_contiguous_inputs(cell):
+    args, grads = make_inputs(cell, 5, 3, 4, 6, np.float64)
+    strided = {k: (np.asfortranarray(v) if v.ndim > 1 else v) for k, v in args.items()}
+    strided["x"] = np.ascontiguousarray(args["x"][::-1])[::-1]  # negative strides
+    strided["w_hh"] = np.ascontiguousarray(args["w_hh"].T).T
+    for k in ("b_ih", "b_hh"):
+        strided[k] = np.repeat(args[k], 2)[::2]
+    grads_strided = {k: np.asfortranarray(v) for k, v in grads.items()}
+    out, g = run_fused(cell, args, grads)
+    out_s, g_s = run_fused(cell, strided, grads_strided)
+    assert_close(out_s, out, 0, 0, cell)
+    assert_close(g_s, g, 0, 0, cell)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_nan_propagates(cell):
+    args, grads = make_inputs(cell, 4, 2, 3, 5, np.float32, lengths=None)
+    args["x"][2, 0, 1] = np.nan
+    out, _ = run_fused(cell, args, grads)
+    assert np.all(np.isfinite(out["y"][:2]))
+    assert np.all(np.isnan(out["y"][2:, 0])) and np.all(np.isfinite(out["y"][:, 1]))
