@@ -1,0 +1,230 @@
+"""Plain-NumPy reference for the vanilla (Elman) RNN, plus helpers shared by the
+LSTM and GRU references.
+
+Written for clarity, not speed: the oracle the tests compare the fused kernels
+with, and the NumPy baseline of the benchmarks. Every computation runs in the
+dtype of ``x`` (float32 or float64); nothing is upcast.
+
+Conventions (shared by :mod:`.lstm` and :mod:`.gru`):
+
+* ``x`` is time-major, shape ``(T, B, I)``.
+* Weights use PyTorch's layout: ``w_ih (G*H, I)``, ``w_hh (G*H, H)``,
+  ``b_ih (G*H,)``, ``b_hh (G*H,)``; a ``None`` bias means "no bias".
+* Initial states ``h0``/``c0`` are ``(B, H)``; ``None`` means zeros.
+* ``lengths`` is ``(B,)`` integers in ``1..T`` or ``None`` (all ``T``). Packed
+  sequence semantics: for ``t >= lengths[b]`` the state of ``b`` is frozen and
+  ``y[t, b] = 0``; ``h_n[b]`` is the state after step ``lengths[b] - 1``.
+* Backward functions return the gradients of
+  ``L = sum(dy * y) + sum(dh_n * h_n) (+ sum(dc_n * c_n))``.
+"""
+import numpy as np
+
+__all__ = ["rnn_forward", "rnn_backward"]
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_NONLINEARITIES = ("tanh", "relu")
+
+
+# ----------------------------------------------------------------------------
+# helpers shared by rnn.py, lstm.py and gru.py
+# ----------------------------------------------------------------------------
+
+def _sigmoid(x):
+    """Logistic sigmoid that never overflows: ``exp`` only sees ``-|x|``.
+
+    For ``x >= 0`` it is ``1 / (1 + e^-x)``, for ``x < 0`` it is
+    ``e^x / (1 + e^x)``; both branches use ``e = exp(-|x|)`` in ``(0, 1]``.
+    Keeps the dtype of ``x``.
+    """
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _check_array(a, name, shape, dtype):
+    """Return ``a`` as an ndarray of exactly ``shape`` and ``dtype`` or raise."""
+    a = np.asarray(a)
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} (the dtype of x), got {a.dtype}")
+    return a
+
+
+def _prepare(x, w_ih, w_hh, b_ih, b_hh, lengths, n_gates, states):
+    """Validate the forward arguments common to all cells.
+
+    Parameters
+    ----------
+    x, w_ih, w_hh, b_ih, b_hh, lengths : see the ``*_forward`` functions.
+    n_gates : int
+        G, the number of gate blocks (1 RNN, 3 GRU, 4 LSTM).
+    states : dict name -> array or None
+        Initial states (``h0``, ``c0``); ``None`` becomes zeros.
+
+    Returns
+    -------
+    dict with ``x, w_ih, w_hh, b_ih, b_hh`` (checked arrays or None),
+    ``T, B, I, H``, ``valid`` (bool ``(T, B)``, True where ``t < lengths[b]``)
+    and one entry per name in ``states`` (``(B, H)`` arrays, never None).
+    """
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (T, B, I), got {x.shape}")
+    if x.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    dtype = x.dtype
+    T, B, I = x.shape
+    if T < 1 or B < 1:
+        raise ValueError(f"x must have T >= 1 and B >= 1, got shape {x.shape}")
+    w_hh = np.asarray(w_hh)
+    if w_hh.ndim != 2 or w_hh.shape[0] != n_gates * w_hh.shape[1]:
+        raise ValueError(f"w_hh must have shape ({n_gates}*H, H), got {w_hh.shape}")
+    H = w_hh.shape[1]
+    G = n_gates * H
+    out = dict(T=T, B=B, I=I, H=H, x=x)
+    out["w_ih"] = _check_array(w_ih, "w_ih", (G, I), dtype)
+    out["w_hh"] = _check_array(w_hh, "w_hh", (G, H), dtype)
+    out["b_ih"] = None if b_ih is None else _check_array(b_ih, "b_ih", (G,), dtype)
+    out["b_hh"] = None if b_hh is None else _check_array(b_hh, "b_hh", (G,), dtype)
+    for name, s in states.items():
+        if s is None:
+            out[name] = np.zeros((B, H), dtype=dtype)
+        else:
+            out[name] = _check_array(s, name, (B, H), dtype)
+    if lengths is None:
+        out["valid"] = np.ones((T, B), dtype=bool)
+    else:
+        lengths = np.asarray(lengths)
+        if lengths.shape != (B,):
+            raise ValueError(f"lengths must have shape ({B},), got {lengths.shape}")
+        if not np.issubdtype(lengths.dtype, np.integer):
+            raise TypeError(f"lengths must be integers, got {lengths.dtype}")
+        if lengths.min() < 1 or lengths.max() > T:
+            raise ValueError(f"lengths must lie in 1..{T}, got {lengths.tolist()}")
+        out["valid"] = np.arange(T)[:, None] < lengths[None, :]
+    return out
+
+
+def _input_projection(x, w_ih, *biases):
+    """``x @ w_ih.T + sum(biases)`` for all time steps at once: ``(T, B, G*H)``."""
+    xp = x @ w_ih.T
+    for b in biases:
+        if b is not None:
+            xp += b
+    return xp
+
+
+def _check_grad(g, name, shape, dtype):
+    """Gradient argument: zeros when None, else checked like an input."""
+    if g is None:
+        return np.zeros(shape, dtype=dtype)
+    return _check_array(g, name, shape, dtype)
+
+
+def _param_grads(cache, dg_ih, dg_hh, h_in):
+    """Input and parameter gradients from the per-step pre-activation gradients.
+
+    dg_ih : (T, B, G*H) gradient w.r.t. the ``x @ w_ih.T + b_ih`` term.
+    dg_hh : (T, B, G*H) gradient w.r.t. the ``h_in @ w_hh.T + b_hh`` term.
+    h_in  : (T, B, H) what ``w_hh`` multiplied at each step (usually ``h_prev``).
+    Each gradient is a single matmul (or sum) over all steps.
+    """
+    x, w_ih = cache["x"], cache["w_ih"]
+    T, B, I = x.shape
+    G = w_ih.shape[0]
+    H = h_in.shape[2]
+    dg_ih2 = dg_ih.reshape(T * B, G)
+    dg_hh2 = dg_hh.reshape(T * B, G)
+    return {
+        "dx": dg_ih @ w_ih,
+        "dw_ih": dg_ih2.T @ x.reshape(T * B, I),
+        "dw_hh": dg_hh2.T @ h_in.reshape(T * B, H),
+        "db_ih": None if cache["b_ih"] is None else dg_ih2.sum(axis=0),
+        "db_hh": None if cache["b_hh"] is None else dg_hh2.sum(axis=0),
+    }
+
+
+# ----------------------------------------------------------------------------
+# vanilla RNN
+# ----------------------------------------------------------------------------
+
+def rnn_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None,
+                nonlinearity="tanh"):
+    """Vanilla RNN over a whole sequence: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``.
+
+    Parameters
+    ----------
+    x : (T, B, I) float32 or float64, time-major input.
+    w_ih : (H, I), same dtype as x.
+    w_hh : (H, H), same dtype.
+    b_ih, b_hh : (H,) same dtype, or None (no bias).
+    h0 : (B, H) same dtype, or None (zeros).
+    lengths : (B,) integers in 1..T, or None (every sequence has length T).
+        For ``t >= lengths[b]`` the state of ``b`` is frozen and ``y[t, b] = 0``.
+    nonlinearity : "tanh" or "relu".
+
+    Returns
+    -------
+    y : (T, B, H) outputs, zero at padded steps.
+    h_n : (B, H) state at each sequence's last valid step.
+    cache : dict, everything :func:`rnn_backward` needs.
+    """
+    if nonlinearity not in _NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    p = _prepare(x, w_ih, w_hh, b_ih, b_hh, lengths, 1, {"h0": h0})
+    x, w_hh, valid = p["x"], p["w_hh"], p["valid"]
+    T, B, H = p["T"], p["B"], p["H"]
+
+    xp = _input_projection(x, p["w_ih"], p["b_ih"], p["b_hh"])
+    y = np.zeros((T, B, H), dtype=x.dtype)
+    h_prev = np.empty((T, B, H), dtype=x.dtype)   # state entering step t
+    h_new = np.empty((T, B, H), dtype=x.dtype)    # candidate state of step t
+    h = p["h0"]
+    for t in range(T):
+        h_prev[t] = h
+        a = xp[t] + h @ w_hh.T
+        h_new[t] = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0)
+        m = valid[t][:, None]
+        h = np.where(m, h_new[t], h)
+        y[t] = np.where(m, h_new[t], 0)
+
+    cache = dict(x=x, w_ih=p["w_ih"], w_hh=w_hh, b_ih=p["b_ih"], b_hh=p["b_hh"],
+                 valid=valid, h_prev=h_prev, h_new=h_new, nonlinearity=nonlinearity)
+    return y, h, cache
+
+
+def rnn_backward(cache, dy, dh_n=None):
+    """Backpropagation through time for :func:`rnn_forward`.
+
+    Parameters
+    ----------
+    cache : the cache returned by :func:`rnn_forward`.
+    dy : (T, B, H) gradient of the loss w.r.t. y (ignored at padded steps).
+    dh_n : (B, H) gradient w.r.t. h_n, or None (zeros).
+
+    Returns
+    -------
+    dict with ``dx (T, B, I)``, ``dh0 (B, H)``, ``dw_ih (H, I)``, ``dw_hh (H, H)``,
+    ``db_ih (H,)``, ``db_hh (H,)`` (the bias gradients are None when the forward
+    had no such bias). All in the forward's dtype.
+    """
+    h_prev, h_new, valid, w_hh = cache["h_prev"], cache["h_new"], cache["valid"], cache["w_hh"]
+    T, B, H = h_new.shape
+    dtype = h_new.dtype
+    dy = _check_array(dy, "dy", (T, B, H), dtype)
+    dh = _check_grad(dh_n, "dh_n", (B, H), dtype).copy()
+
+    da = np.zeros((T, B, H), dtype=dtype)   # gradient w.r.t. the pre-activation
+    for t in reversed(range(T)):
+        m = valid[t][:, None]
+        dhn = np.where(m, dy[t] + dh, 0)     # gradient reaching this step's output
+        if cache["nonlinearity"] == "tanh":
+            da[t] = dhn * (1 - h_new[t] ** 2)
+        else:
+            da[t] = dhn * (h_new[t] > 0)
+        # a frozen (padded) step passes the gradient straight through
+        dh = np.where(m, da[t] @ w_hh, dh)
+
+    grads = _param_grads(cache, da, da, h_prev)
+    grads["dh0"] = dh
+    return grads
