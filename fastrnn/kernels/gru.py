@@ -14,7 +14,7 @@ import numpy as np
 from .._jit import kernel
 from .activations import dsigmoid, dtanh, one_minus, sigmoid, tanh
 from .blas import gemm, matmul_add, matmul_transposed_add, pack_transposed
-from .common import input_and_weight_grads, sum_rows
+from .common import input_and_weight_grads
 
 
 @kernel

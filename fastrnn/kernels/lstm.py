@@ -11,7 +11,7 @@ are C-contiguous unless said otherwise.
 import numpy as np
 
 from .._jit import kernel
-from .activations import dsigmoid, dtanh, one_minus, sigmoid, tanh
+from .activations import dsigmoid, dtanh, sigmoid, tanh
 from .blas import gemm, matmul_add, matmul_transposed_add, pack_transposed
 from .common import input_and_weight_grads
 

@@ -16,7 +16,7 @@ See :mod:`.rnn` for the shared conventions (layouts, lengths, dtypes).
 """
 import numpy as np
 
-from .rnn import _check_array, _check_grad, _input_projection, _param_grads, _prepare, _sigmoid
+from .common import _check_array, _check_grad, _input_projection, _param_grads, _prepare, _sigmoid
 
 __all__ = ["gru_forward", "gru_backward"]
 

@@ -11,7 +11,7 @@ See :mod:`.rnn` for the shared conventions (layouts, lengths, dtypes).
 """
 import numpy as np
 
-from .rnn import _check_array, _check_grad, _input_projection, _param_grads, _prepare, _sigmoid
+from .common import _check_array, _check_grad, _input_projection, _param_grads, _prepare, _sigmoid
 
 __all__ = ["lstm_forward", "lstm_backward"]
 
