@@ -30,8 +30,8 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -66,14 +66,14 @@ class Cell:
     torch_class: str
 
 
-SIZES: Dict[str, Size] = {s.name: s for s in (
+SIZES: dict[str, Size] = {s.name: s for s in (
     Size("S1", 200, 1, 16, 64),
     Size("S2", 100, 32, 64, 128),
     Size("S3", 50, 64, 256, 512),
     Size("S4", 20, 128, 1024, 1024),
 )}
 
-CELLS: Dict[str, Cell] = {c.name: c for c in (
+CELLS: dict[str, Cell] = {c.name: c for c in (
     Cell("lstm", 4, "LSTM"),
     Cell("gru", 3, "GRU"),
     Cell("rnn", 1, "RNN"),  # tanh
@@ -235,7 +235,7 @@ def time_once(fn: Callable[[], object]) -> float:
 class Timing:
     """Median of the timed calls (the warm-up call is not among them)."""
     median_s: float
-    samples_s: List[float]
+    samples_s: list[float]
 
 
 def measure(fn: Callable[[], object], policy: RepeatPolicy) -> Timing:
@@ -269,11 +269,11 @@ def limit_threads(threads: int):
 
     scipy.linalg is imported first: its OpenBLAS (the one fastrnn's kernels call) is
     only visible to threadpoolctl once loaded. threadpoolctl cannot see torch's own
-    pool, hence ``torch.set_num_threads``.
+    pool, hence ``torch.set_num_threads``. Numba's thread count is deliberately left
+    alone: fastrnn's kernels are serial, and ``numba.set_num_threads`` would launch
+    Numba's OpenMP pool next to torch's, which made torch's RNN 60x slower on 2 cores.
     """
     import scipy.linalg  # noqa: F401  (loads scipy's OpenBLAS)
-    import numba
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     try:
         torch = _import_torch()
         torch.set_num_threads(threads)
@@ -299,7 +299,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _cpu_flags() -> List[str]:
+def _cpu_flags() -> list[str]:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -311,7 +311,7 @@ def _cpu_flags() -> List[str]:
     return []
 
 
-def _blas_libraries() -> List[str]:
+def _blas_libraries() -> list[str]:
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
@@ -321,7 +321,7 @@ def _blas_libraries() -> List[str]:
             for i in threadpool_info() if i.get("user_api") == "blas"]
 
 
-def _torch_info() -> Optional[str]:
+def _torch_info() -> str | None:
     try:
         torch = _import_torch()
     except Unavailable:
@@ -332,7 +332,7 @@ def _torch_info() -> Optional[str]:
             f"threads={torch.get_num_threads()})")
 
 
-def machine_info(threads: int, removed_env: List[str]) -> dict:
+def machine_info(threads: int, removed_env: list[str]) -> dict:
     """CPU, library versions, BLAS and thread settings, for the header and the JSON."""
     import numba
     import scipy
@@ -343,20 +343,29 @@ def machine_info(threads: int, removed_env: List[str]) -> dict:
         "scipy": scipy.__version__, "numba": numba.__version__, "torch": _torch_info(),
         "blas": _blas_libraries(), "removed_env": removed_env,
         "kept_env": {k: os.environ[k] for k in OPENBLAS_OVERRIDES if k in os.environ},
+        "load_average": _load_average(),
     }
 
 
-def format_header(info: dict, sizes: List[Size]) -> str:
+def _load_average() -> list[float] | None:
+    """1, 5 and 15-minute load averages: other work on the cores skews multi-threaded timings."""
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def format_header(info: dict, sizes: list[Size]) -> str:
     """The lines printed above the table."""
     lines = [
         "fastrnn benchmark report",
-        f"CPU      {info['cpu']} ({', '.join(info['cpu_flags']) or 'no AVX2'}), "
-        f"{info['cpus_usable']} usable of {info['cpus']} CPUs",
-        f"threads  {info['threads']} for every library (threadpoolctl, numba, torch.set_num_threads)",
-        f"python {info['python']}  numpy {info['numpy']}  scipy {info['scipy']}  numba {info['numba']}  "
-        f"torch {info['torch'] or 'not installed'}",
+        (f"CPU      {info['cpu']} ({', '.join(info['cpu_flags']) or 'no AVX2'}), "
+         f"{info['cpus_usable']} usable of {info['cpus']} CPUs"),
+        (f"threads  {info['threads']} for every library (threadpoolctl, torch.set_num_threads; "
+         "fastrnn's kernels are serial around BLAS)"),
+        (f"python {info['python']}  numpy {info['numpy']}  scipy {info['scipy']}  numba {info['numba']}  "
+         f"torch {info['torch'] or 'not installed'}"),
     ]
     lines += [f"BLAS     {lib}" for lib in info["blas"]]
+    if info["load_average"] is not None:
+        lines.append(f"load     {info['load_average']} (1/5/15 min) at start: timings assume idle cores")
     if info["removed_env"]:
         lines.append(f"env      removed {', '.join(info['removed_env'])} from this process (they slow OpenBLAS)")
     if info["kept_env"]:
@@ -375,23 +384,23 @@ class Row:
     mode: str
     flops: int
     gemm_gflops: float
-    timings: Dict[str, Timing] = field(default_factory=dict)
-    skipped: Dict[str, str] = field(default_factory=dict)
+    timings: dict[str, Timing] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
-    def speedup(self, other: str) -> Optional[float]:
+    def speedup(self, other: str) -> float | None:
         """other's median / fastrnn's median (above 1: fastrnn is faster)."""
         if "fastrnn" in self.timings and other in self.timings:
             return self.timings[other].median_s / self.timings["fastrnn"].median_s
         return None
 
     @property
-    def gflops(self) -> Optional[float]:
+    def gflops(self) -> float | None:
         """fastrnn's achieved GFLOP/s by the nominal flop count."""
         t = self.timings.get("fastrnn")
         return self.flops / t.median_s / 1e9 if t else None
 
     @property
-    def roofline(self) -> Optional[float]:
+    def roofline(self) -> float | None:
         """Achieved GFLOP/s as a fraction of the same-shape GEMM's."""
         return self.gflops / self.gemm_gflops if self.gflops is not None else None
 
@@ -461,7 +470,7 @@ def run_row(cell: Cell, size: Size, mode: str, impls, inputs: Inputs, gemm_gflop
     return row
 
 
-def run_table(cells: List[Cell], sizes: List[Size], impls, policy: RepeatPolicy, seed: int, out) -> List[Row]:
+def run_table(cells: list[Cell], sizes: list[Size], impls, policy: RepeatPolicy, seed: int, out) -> list[Row]:
     """Time all cases, printing each row as soon as it is done."""
     print(table_header(), file=out, flush=True)
     rows = []
@@ -493,7 +502,7 @@ _COMPILE_PROBE = textwrap.dedent("""\
 """)
 
 
-def _probe_compile(cell_names: List[str], cache_dir: str) -> dict:
+def _probe_compile(cell_names: list[str], cache_dir: str) -> dict:
     """First-call times of fwd+bwd at a tiny shape in a fresh interpreter using ``cache_dir``."""
     env = {k: v for k, v in os.environ.items() if k != "FASTRNN_DISABLE_CACHE"}
     env["NUMBA_CACHE_DIR"] = cache_dir
@@ -504,7 +513,7 @@ def _probe_compile(cell_names: List[str], cache_dir: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def compile_times(cell_names: List[str]) -> dict:
+def compile_times(cell_names: list[str]) -> dict:
     """Cold (empty NUMBA_CACHE_DIR, compiles and fills it) and cached (second process) first calls.
 
     Cells compile in the given order in one process, so helpers they share are
@@ -591,10 +600,11 @@ def main(argv=None, out=None) -> dict:
         print("\n" + format_compile(compiled), file=out)
 
     wall = time.perf_counter() - started
-    print(f"\ntotal wall time {wall:.1f} s", file=out, flush=True)
+    load = _load_average()
+    print(f"\ntotal wall time {wall:.1f} s; load average at end {load}", file=out, flush=True)
     report = {"machine": info, "policy": vars(policy), "quick": args.quick,
               "sizes": {s.name: vars(s) for s in args.sizes}, "rows": [r.to_json() for r in rows],
-              "compile": compiled, "wall_s": wall}
+              "compile": compiled, "wall_s": wall, "load_average_end": load}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
