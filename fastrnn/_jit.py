@@ -16,7 +16,7 @@ import numba
 
 CACHE = os.environ.get("FASTRNN_DISABLE_CACHE", "").strip().lower() not in ("1", "true", "yes")
 
-_OPTIONS = dict(cache=CACHE, error_model="numpy", fastmath=False, nogil=True)
+_OPTIONS = dict(cache=CACHE, error_model="numpy", fastmath={"contract"}, nogil=True)
 
 
 def kernel(fn):

@@ -135,3 +135,24 @@ def _drelu_overload(h):
     if _is_f32(h):
         return lambda h: _ONE32 if h > _ZERO32 else _ZERO32
     return lambda h: 1.0 if h > 0.0 else 0.0
+
+
+# Whole-row passes. Each loop reads and writes one array in place plus one bias
+# stream, so LLVM vectorizes it without runtime alias checks (an out-of-place
+# version fails them when called in place; one big loop writing many gate arrays
+# at once stayed scalar: 5.4 vs 3.5 ns per LSTM element at S2).
+from .._jit import kernel  # noqa: E402  (after the overloads it compiles against)
+
+
+@kernel
+def sigmoid_rows(a, bias):
+    """a[j] = sigmoid(a[j] + bias[j]) in place over 1-D arrays of equal length."""
+    for j in range(a.shape[0]):
+        a[j] = sigmoid(a[j] + bias[j])
+
+
+@kernel
+def tanh_rows(a, bias):
+    """a[j] = tanh(a[j] + bias[j]) in place over 1-D arrays of equal length."""
+    for j in range(a.shape[0]):
+        a[j] = tanh(a[j] + bias[j])

@@ -11,7 +11,7 @@ are C-contiguous unless said otherwise.
 import numpy as np
 
 from .._jit import kernel
-from .activations import dsigmoid, dtanh, sigmoid, tanh
+from .activations import dsigmoid, dtanh, sigmoid_rows, tanh, tanh_rows
 from .blas import gemm, matmul_add, matmul_transposed_add, pack_transposed
 from .common import input_and_weight_grads
 
@@ -32,27 +32,22 @@ def lstm_forward_kernel(x, w_ih, w_hh, w_hh_t, bias, h, c, lengths, y, gates, c_
     hidden = h.shape[1]
     gates_2d = gates.reshape(steps * batch, 4 * hidden)
     gemm(False, True, 1.0, x.reshape(steps * batch, n_in), w_ih, 0.0, gates_2d)
-    b_i, b_f = bias[0:hidden], bias[hidden:2 * hidden]
-    b_g, b_o = bias[2 * hidden:3 * hidden], bias[3 * hidden:]
     for t in range(steps):
         matmul_transposed_add(h, w_hh, w_hh_t, gates[t])
         for b in range(batch):
             h_b, c_b, y_tb = h[b], c[b], y[t, b]
             if t < lengths[b]:
                 row = gates[t, b]
-                g_i, g_f = row[0:hidden], row[hidden:2 * hidden]
-                g_g, g_o = row[2 * hidden:3 * hidden], row[3 * hidden:]
+                sigmoid_rows(row[:2 * hidden], bias[:2 * hidden])  # i, f
+                tanh_rows(row[2 * hidden:3 * hidden], bias[2 * hidden:3 * hidden])  # g
+                sigmoid_rows(row[3 * hidden:], bias[3 * hidden:])  # o
+                i, f = row[0:hidden], row[hidden:2 * hidden]
+                g, o = row[2 * hidden:3 * hidden], row[3 * hidden:]
                 for j in range(hidden):
-                    i = sigmoid(g_i[j] + b_i[j])
-                    f = sigmoid(g_f[j] + b_f[j])
-                    g = tanh(g_g[j] + b_g[j])
-                    o = sigmoid(g_o[j] + b_o[j])
-                    c_new = f * c_b[j] + i * g
-                    h_new = o * tanh(c_new)
-                    c_b[j] = c_new
-                    h_b[j] = h_new
-                    y_tb[j] = h_new
-                    g_i[j], g_f[j], g_g[j], g_o[j] = i, f, g, o
+                    c_b[j] = f[j] * c_b[j] + i[j] * g[j]
+                for j in range(hidden):
+                    y_tb[j] = o[j] * tanh(c_b[j])
+                h_b[:] = y_tb
             else:
                 y_tb[:] = 0
             if training:
@@ -83,17 +78,22 @@ def lstm_backward_kernel(x, w_ih, w_hh, h0, c0, lengths, y, gates, c_all, dy,
                 d_g, d_o = d_row[2 * hidden:3 * hidden], d_row[3 * hidden:]
                 c_prev = c_all[t - 1, b] if t > 0 else c0[b]
                 c_t, dy_tb, dh_b, dc_b = c_all[t, b], dy[t, b], dh[b], dc[b]
+                # One output stream per loop, so every loop vectorizes (see activations).
                 for j in range(hidden):
-                    i, f, g, o = g_i[j], g_f[j], g_g[j], g_o[j]
-                    tanh_c = tanh(c_t[j])
-                    dh_t = dh_b[j] + dy_tb[j]
-                    dc_t = dc_b[j] + dh_t * o * dtanh(tanh_c)
-                    d_i[j] = dc_t * g * dsigmoid(i)
-                    d_f[j] = dc_t * c_prev[j] * dsigmoid(f)
-                    d_g[j] = dc_t * i * dtanh(g)
-                    d_o[j] = dh_t * tanh_c * dsigmoid(o)
-                    dc_b[j] = dc_t * f
-                    dh_b[j] = 0  # refilled by the recurrent product below
+                    dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
+                for j in range(hidden):
+                    d_o[j] = dh_b[j] * tanh(c_t[j]) * dsigmoid(g_o[j])
+                for j in range(hidden):
+                    dc_b[j] += dh_b[j] * g_o[j] * dtanh(tanh(c_t[j]))  # dc_b now holds dL/dc_t
+                for j in range(hidden):
+                    d_i[j] = dc_b[j] * g_g[j] * dsigmoid(g_i[j])
+                for j in range(hidden):
+                    d_f[j] = dc_b[j] * c_prev[j] * dsigmoid(g_f[j])
+                for j in range(hidden):
+                    d_g[j] = dc_b[j] * g_i[j] * dtanh(g_g[j])
+                for j in range(hidden):
+                    dc_b[j] *= g_f[j]
+                dh_b[:] = 0  # refilled by the recurrent product below
             else:
                 d_row[:] = 0  # frozen state: dh, dc pass through unchanged
         matmul_add(dgates[t], w_hh, dh)
