@@ -12,7 +12,7 @@ Kernels allocate nothing and check nothing; drivers below allocate.
 import numpy as np
 
 from .._jit import kernel
-from .activations import dsigmoid, dtanh, one_minus, sigmoid, tanh
+from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh, tanh_rows
 from .blas import gemm, matmul_add, matmul_transposed_add, pack_transposed
 from .common import input_and_weight_grads
 
@@ -31,8 +31,8 @@ def gru_forward_kernel(x, w_ih, w_hh, w_hh_t, b_ih, b_hh, h, lengths, y, gates, 
     steps, batch, n_in = x.shape
     hidden = h.shape[1]
     gemm(False, True, 1.0, x.reshape(steps * batch, n_in), w_ih, 0.0, gates.reshape(steps * batch, 3 * hidden))
-    bi_r, bi_z, bi_n = b_ih[0:hidden], b_ih[hidden:2 * hidden], b_ih[2 * hidden:]
-    bh_r, bh_z, bh_n = b_hh[0:hidden], b_hh[hidden:2 * hidden], b_hh[2 * hidden:]
+    b_rz = b_ih[:2 * hidden] + b_hh[:2 * hidden]  # r and z see both biases as one sum
+    b_in, b_hn = b_ih[2 * hidden:], b_hh[2 * hidden:]
     for t in range(steps):
         h_proj[:] = 0
         matmul_transposed_add(h, w_hh, w_hh_t, h_proj)
@@ -40,20 +40,22 @@ def gru_forward_kernel(x, w_ih, w_hh, w_hh_t, b_ih, b_hh, h, lengths, y, gates, 
             h_b, y_tb = h[b], y[t, b]
             if t < lengths[b]:
                 row, hp = gates[t, b], h_proj[b]
-                x_r, x_z, x_n = row[0:hidden], row[hidden:2 * hidden], row[2 * hidden:]
-                h_r, h_z, h_n = hp[0:hidden], hp[hidden:2 * hidden], hp[2 * hidden:]
+                rz, hp_rz = row[:2 * hidden], hp[:2 * hidden]
+                r, z, n = row[0:hidden], row[hidden:2 * hidden], row[2 * hidden:]
+                hn = hp[2 * hidden:]
+                # One output stream per loop, so every loop vectorizes (see activations).
+                for j in range(2 * hidden):
+                    rz[j] += hp_rz[j]
+                sigmoid_rows(rz, b_rz)
                 for j in range(hidden):
-                    r = sigmoid(x_r[j] + bi_r[j] + h_r[j] + bh_r[j])
-                    z = sigmoid(x_z[j] + bi_z[j] + h_z[j] + bh_z[j])
-                    hn = h_n[j] + bh_n[j]
-                    n = tanh(x_n[j] + bi_n[j] + r * hn)
-                    h_new = n + z * (h_b[j] - n)
-                    h_b[j] = h_new
-                    y_tb[j] = h_new
-                    x_r[j], x_z[j], x_n[j] = r, z, n
-                    h_n[j] = hn
+                    hn[j] += b_hn[j]  # W_hn h + b_hn, kept for the backward
+                for j in range(hidden):
+                    n[j] = tanh(n[j] + b_in[j] + r[j] * hn[j])
+                for j in range(hidden):
+                    y_tb[j] = n[j] + z[j] * (h_b[j] - n[j])
+                h_b[:] = y_tb
                 if training:
-                    h_n_all[t, b] = h_n
+                    h_n_all[t, b] = hn
             else:
                 y_tb[:] = 0
 
@@ -81,18 +83,19 @@ def gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, h_n_all, dy, dh,
                 h_prev = y[t - 1, b] if t > 0 else h0[b]
                 hn, dy_tb, dh_b = h_n_all[t, b], dy[t, b], dh[b]
                 for j in range(hidden):
-                    r, z, n = g_r[j], g_z[j], g_n[j]
-                    dh_t = dh_b[j] + dy_tb[j]
-                    d_n = dh_t * one_minus(z) * dtanh(n)
-                    d_z = dh_t * (h_prev[j] - n) * dsigmoid(z)
-                    d_r = d_n * hn[j] * dsigmoid(r)
-                    dx_r[j] = d_r
-                    dx_z[j] = d_z
-                    dx_n[j] = d_n
-                    dh_r[j] = d_r
-                    dh_z[j] = d_z
-                    dh_n[j] = d_n * r
-                    dh_b[j] = dh_t * z  # plus the recurrent product below
+                    dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
+                for j in range(hidden):
+                    dx_n[j] = dh_b[j] * one_minus(g_z[j]) * dtanh(g_n[j])
+                for j in range(hidden):
+                    dx_z[j] = dh_b[j] * (h_prev[j] - g_n[j]) * dsigmoid(g_z[j])
+                for j in range(hidden):
+                    dx_r[j] = dx_n[j] * hn[j] * dsigmoid(g_r[j])
+                for j in range(hidden):
+                    dh_n[j] = dx_n[j] * g_r[j]
+                dh_r[:] = dx_r
+                dh_z[:] = dx_z
+                for j in range(hidden):
+                    dh_b[j] *= g_z[j]  # plus the recurrent product below
             else:
                 dx_row[:] = 0
                 dh_row[:] = 0
@@ -113,7 +116,7 @@ def gru_reset_before_forward_kernel(x, w_ih, w_hh, w_hh_t, bias, h, lengths, y, 
     steps, batch, n_in = x.shape
     hidden = h.shape[1]
     gemm(False, True, 1.0, x.reshape(steps * batch, n_in), w_ih, 0.0, gates.reshape(steps * batch, 3 * hidden))
-    b_r, b_z, b_n = bias[0:hidden], bias[hidden:2 * hidden], bias[2 * hidden:]
+    b_n = bias[2 * hidden:]
     w_rz, w_n = w_hh[:2 * hidden], w_hh[2 * hidden:]
     w_rz_t, w_n_t = w_hh_t[:, :2 * hidden], w_hh_t[:, 2 * hidden:]
     for t in range(steps):
@@ -121,24 +124,19 @@ def gru_reset_before_forward_kernel(x, w_ih, w_hh, w_hh_t, bias, h, lengths, y, 
         matmul_transposed_add(h, w_rz, w_rz_t, gates_t[:, :2 * hidden])
         for b in range(batch):
             row, h_b, rh = gates_t[b], h[b], reset_h[b]
-            g_r, g_z = row[0:hidden], row[hidden:2 * hidden]
+            sigmoid_rows(row[:2 * hidden], bias[:2 * hidden])  # r, z
             for j in range(hidden):
-                r = sigmoid(g_r[j] + b_r[j])
-                g_r[j] = r
-                g_z[j] = sigmoid(g_z[j] + b_z[j])
-                rh[j] = r * h_b[j]
+                rh[j] = row[j] * h_b[j]
         matmul_transposed_add(reset_h, w_n, w_n_t, gates_t[:, 2 * hidden:])
         for b in range(batch):
             h_b, y_tb = h[b], y[t, b]
             if t < lengths[b]:
                 row = gates_t[b]
-                g_z, g_n = row[hidden:2 * hidden], row[2 * hidden:]
+                z, n = row[hidden:2 * hidden], row[2 * hidden:]
+                tanh_rows(n, b_n)
                 for j in range(hidden):
-                    n = tanh(g_n[j] + b_n[j])
-                    h_new = n + g_z[j] * (h_b[j] - n)
-                    g_n[j] = n
-                    h_b[j] = h_new
-                    y_tb[j] = h_new
+                    y_tb[j] = n[j] + z[j] * (h_b[j] - n[j])
+                h_b[:] = y_tb
             else:
                 y_tb[:] = 0
 
@@ -151,7 +149,7 @@ def gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, d
     dgates (T, B, 3H) workspace (pre-activation gradients, shared by both biases);
     reset_h_all (T, B, H) workspace for r * h_{t-1}; d_reset_h (B, H) workspace.
     dh (B, H): dL/dh_n in, dL/dh0 out. Outputs: dx, dw_ih, dw_hh, db (3H,) which is
-    the gradient of b_ih and of b_hh alike.
+    the gradient of b_ih and of b_hh alike; db_scratch (2H,) workspace.
     """
     steps, batch, n_in = x.shape
     hidden = h0.shape[1]
@@ -167,12 +165,15 @@ def gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, d
                 h_prev = y[t - 1, b] if t > 0 else h0[b]
                 rh, dy_tb, dh_b = reset_h_all[t, b], dy[t, b], dh[b]
                 for j in range(hidden):
-                    z, n = g_z[j], g_n[j]
-                    dh_t = dh_b[j] + dy_tb[j]
-                    d_n[j] = dh_t * one_minus(z) * dtanh(n)
-                    d_z[j] = dh_t * (h_prev[j] - n) * dsigmoid(z)
-                    dh_b[j] = dh_t * z
+                    dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
+                for j in range(hidden):
+                    d_n[j] = dh_b[j] * one_minus(g_z[j]) * dtanh(g_n[j])
+                for j in range(hidden):
+                    d_z[j] = dh_b[j] * (h_prev[j] - g_n[j]) * dsigmoid(g_z[j])
+                for j in range(hidden):
                     rh[j] = g_r[j] * h_prev[j]
+                for j in range(hidden):
+                    dh_b[j] *= g_z[j]
             else:
                 d_row[:] = 0
                 reset_h_all[t, b] = 0  # uninitialised memory could hold NaN, and 0 * NaN = NaN
@@ -185,9 +186,9 @@ def gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, d
                 h_prev = y[t - 1, b] if t > 0 else h0[b]
                 drh, dh_b = d_reset_h[b], dh[b]
                 for j in range(hidden):
-                    r = g_r[j]
-                    d_r[j] = drh[j] * h_prev[j] * dsigmoid(r)
-                    dh_b[j] += drh[j] * r
+                    d_r[j] = drh[j] * h_prev[j] * dsigmoid(g_r[j])
+                for j in range(hidden):
+                    dh_b[j] += drh[j] * g_r[j]
         matmul_add(dg_t[:, :2 * hidden], w_rz, dh)
     rows = steps * batch
     dg_2d = dgates.reshape(rows, 3 * hidden)
