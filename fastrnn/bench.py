@@ -224,6 +224,12 @@ DEFAULT_POLICY = RepeatPolicy(budget_s=1.0, min_repeats=3, max_repeats=50, slow_
 QUICK_POLICY = RepeatPolicy(budget_s=0.15, min_repeats=1, max_repeats=5, slow_call_s=0.1, slow_min_repeats=1)
 
 
+#: pause before timing each implementation: the previous library's worker threads
+#: (torch's OpenMP pool, OpenBLAS) spin-wait for a while after their last call and
+#: would otherwise steal one of the two cores from the next implementation.
+SETTLE_S = 0.05
+
+
 def time_once(fn: Callable[[], object]) -> float:
     """Seconds taken by one call of ``fn``."""
     start = time.perf_counter()
@@ -466,6 +472,7 @@ def run_row(cell: Cell, size: Size, mode: str, impls, inputs: Inputs, gemm_gflop
         except Unavailable as exc:
             row.skipped[impl] = str(exc)
             continue
+        time.sleep(SETTLE_S)
         row.timings[impl] = measure(runner, policy)
     return row
 
