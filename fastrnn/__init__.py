@@ -4,7 +4,8 @@ Whole sequences run forward and backward inside one compiled Numba call. Start
 with :mod:`fastrnn.functional`; ``python -m fastrnn.bench`` prints the benchmark
 report.
 """
-from . import functional
+from . import functional, nn
+from .nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Sequential
 
 __version__ = "0.1.0"
-__all__ = ["functional", "__version__"]
+__all__ = ["functional", "nn", "RNN", "LSTM", "GRU", "Linear", "Embedding", "Dropout", "Sequential", "__version__"]

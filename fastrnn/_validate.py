@@ -12,10 +12,11 @@ def _describe(a):
     return f"shape {tuple(a.shape)} and dtype {a.dtype}"
 
 
-def float_array(name, value, ndim, dtype=None):
+def float_array(name, value, ndim, dtype=None, owner="x"):
     """``value`` as a C-contiguous float32/float64 array of rank ``ndim``.
 
-    ``dtype``, when given, is the dtype every array of the call must share. Copies
+    ``dtype``, when given, is the dtype every array of the call must share (that of
+    ``owner``, named in the error). Copies
     only when the input is not already a C-contiguous array of that dtype.
     """
     if value is None:
@@ -28,7 +29,7 @@ def float_array(name, value, ndim, dtype=None):
         raise TypeError(f"{name} must have dtype float32 or float64, got dtype {array.dtype}"
                         " (fastrnn never casts silently: convert it with .astype(...))")
     if dtype is not None and array.dtype != dtype:
-        raise TypeError(f"{name} has dtype {array.dtype} but x has dtype {dtype}; "
+        raise TypeError(f"{name} has dtype {array.dtype} but {owner} has dtype {dtype}; "
                         "all floating-point arguments must share one dtype")
     if array.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got {_describe(array)}")
@@ -69,16 +70,26 @@ def sequence_input(x):
     return x
 
 
-def weights(w_ih, w_hh, b_ih, b_hh, gates, n_in, dtype):
+def weights(w_ih, w_hh, b_ih, b_hh, gates, n_in, dtype, w_hr=None):
     """Validate PyTorch-layout weights for a cell with ``gates`` gates.
 
-    Returns (w_ih, w_hh, b_ih, b_hh, hidden); missing biases come back as None.
+    With a projection ``w_hr`` (P, H) (LSTM ``proj_size``) the recurrent weights are
+    (G*H, P); otherwise (G*H, H). Returns (w_ih, w_hh, b_ih, b_hh, w_hr, hidden);
+    missing biases and projection come back as None.
     """
+    if w_hr is not None:
+        w_hr = float_array("w_hr", w_hr, 2, dtype)
+        if w_hr.shape[0] == 0 or w_hr.shape[1] == 0:
+            raise ValueError(f"w_hr must have shape (P, H) with P, H >= 1, got shape {tuple(w_hr.shape)}")
     w_hh = float_array("w_hh", w_hh, 2, dtype)
-    hidden = w_hh.shape[1]
-    if hidden == 0 or w_hh.shape[0] != gates * hidden:
-        raise ValueError(f"w_hh must have shape (G*H, H) with G = {gates} gates and H >= 1, "
-                         f"got shape {tuple(w_hh.shape)}")
+    if w_hr is None:
+        hidden = w_hh.shape[1]
+        if hidden == 0 or w_hh.shape[0] != gates * hidden:
+            raise ValueError(f"w_hh must have shape (G*H, H) with G = {gates} gates and H >= 1, "
+                             f"got shape {tuple(w_hh.shape)}")
+    else:
+        hidden = w_hr.shape[1]
+        expect_shape("w_hh", w_hh, (gates * hidden, w_hr.shape[0]), "(G*H, P) with w_hr (P, H)")
     w_ih = float_array("w_ih", w_ih, 2, dtype)
     expect_shape("w_ih", w_ih, (gates * hidden, n_in), "(G*H, I)")
     biases = []
@@ -87,15 +98,15 @@ def weights(w_ih, w_hh, b_ih, b_hh, gates, n_in, dtype):
             b = float_array(name, b, 1, dtype)
             expect_shape(name, b, (gates * hidden,), "(G*H,)")
         biases.append(b)
-    return w_ih, w_hh, biases[0], biases[1], hidden
+    return w_ih, w_hh, biases[0], biases[1], w_hr, hidden
 
 
-def state(name, value, batch, hidden, dtype):
-    """An initial state or state gradient (B, H); None means zeros."""
+def state(name, value, batch, hidden, dtype, meaning="(B, H)"):
+    """An initial state or state gradient (B, width); None means zeros."""
     if value is None:
         return np.zeros((batch, hidden), dtype)
     value = float_array(name, value, 2, dtype)
-    expect_shape(name, value, (batch, hidden), "(B, H)")
+    expect_shape(name, value, (batch, hidden), meaning)
     return value
 
 

@@ -23,7 +23,7 @@ from .kernels import lstm as _lstm
 from .kernels import rnn as _rnn
 
 __all__ = ["lstm", "gru", "rnn", "lstm_backward", "gru_backward", "rnn_backward",
-           "LSTMGrads", "GRUGrads", "RNNGrads"]
+           "LSTMGrads", "LSTMProjectionGrads", "GRUGrads", "RNNGrads"]
 
 
 class LSTMGrads(NamedTuple):
@@ -35,6 +35,18 @@ class LSTMGrads(NamedTuple):
     dw_hh: np.ndarray
     db_ih: Optional[np.ndarray]
     db_hh: Optional[np.ndarray]
+
+
+class LSTMProjectionGrads(NamedTuple):
+    """Gradients from :func:`lstm_backward` for an LSTM with projection (``w_hr``)."""
+    dx: np.ndarray
+    dh0: np.ndarray
+    dc0: np.ndarray
+    dw_ih: np.ndarray
+    dw_hh: np.ndarray
+    db_ih: Optional[np.ndarray]
+    db_hh: Optional[np.ndarray]
+    dw_hr: np.ndarray
 
 
 class GRUGrads(NamedTuple):
@@ -60,10 +72,11 @@ class RNNGrads(NamedTuple):
 class Context:
     """What a training-mode forward keeps for its backward (opaque to users)."""
 
-    __slots__ = ("cell", "saved", "steps", "batch", "hidden", "dtype", "has_b_ih", "has_b_hh")
+    __slots__ = ("cell", "saved", "steps", "batch", "hidden", "width", "dtype", "has_b_ih", "has_b_hh")
 
-    def __init__(self, cell, saved, x, hidden, b_ih, b_hh):
+    def __init__(self, cell, saved, x, hidden, b_ih, b_hh, width=None):
         self.cell, self.saved, self.hidden = cell, saved, hidden
+        self.width = hidden if width is None else width  # of y and h (P with a projection)
         self.steps, self.batch, _ = x.shape
         self.dtype = x.dtype
         self.has_b_ih, self.has_b_hh = b_ih is not None, b_hh is not None
@@ -72,11 +85,11 @@ class Context:
         return f"<fastrnn {self.cell} context T={self.steps} B={self.batch} H={self.hidden} {self.dtype}>"
 
 
-def _prepare(x, w_ih, w_hh, b_ih, b_hh, gates, lengths, training):
+def _prepare(x, w_ih, w_hh, b_ih, b_hh, gates, lengths, training, w_hr=None):
     x = check.sequence_input(x)
-    w_ih, w_hh, b_ih, b_hh, hidden = check.weights(w_ih, w_hh, b_ih, b_hh, gates, x.shape[2], x.dtype)
+    w_ih, w_hh, b_ih, b_hh, w_hr, hidden = check.weights(w_ih, w_hh, b_ih, b_hh, gates, x.shape[2], x.dtype, w_hr)
     lengths = check.lengths_array(lengths, x.shape[1], x.shape[0])
-    return x, w_ih, w_hh, b_ih, b_hh, hidden, lengths, check.flag("training", training)
+    return x, w_ih, w_hh, b_ih, b_hh, w_hr, hidden, lengths, check.flag("training", training)
 
 
 def _zeros_if_none(b, size, dtype):
@@ -98,29 +111,34 @@ def _context(ctx, cell):
 
 
 def _output_grads(ctx, dy, states):
+    """Validate dy and the final-state gradients; states: (name, value, width, meaning)."""
     dy = check.float_array("dy", dy, 3, ctx.dtype)
-    check.expect_shape("dy", dy, (ctx.steps, ctx.batch, ctx.hidden), "(T, B, H)")
-    return dy, [check.state(name, value, ctx.batch, ctx.hidden, ctx.dtype) for name, value in states]
+    check.expect_shape("dy", dy, (ctx.steps, ctx.batch, ctx.width), "(T, B, H)")
+    return dy, [check.state(name, value, ctx.batch, width, ctx.dtype, meaning) for name, value, width, meaning in states]
 
 
 def _bias_grads(ctx, db_ih, db_hh):
     return (db_ih if ctx.has_b_ih else None), (db_hh if ctx.has_b_hh else None)
 
 
-def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, training=False):
-    """LSTM over a whole sequence (gates i, f, g, o).
+def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, training=False, w_hr=None):
+    """LSTM over a whole sequence (gates i, f, g, o), optionally with projection.
 
     x (T, B, I); w_ih (4H, I); w_hh (4H, H); b_ih, b_hh (4H,) or None; h0, c0 (B, H)
     or None (zeros); lengths (B,) ints in 1..T or None.
+    With ``w_hr`` (P, H) (torch's ``proj_size``), h_t = W_hr (o * tanh(c_t)): then
+    w_hh is (4H, P) and h0, h_n, y have width P.
     Returns ``(y, h_n, c_n, ctx)``: y (T, B, H), h_n and c_n (B, H), ctx for
     :func:`lstm_backward` (None unless ``training``). Same dtype as x.
     """
-    x, w_ih, w_hh, b_ih, b_hh, hidden, lengths, training = _prepare(x, w_ih, w_hh, b_ih, b_hh, 4, lengths, training)
-    h0 = check.state("h0", h0, x.shape[1], hidden, x.dtype)
+    x, w_ih, w_hh, b_ih, b_hh, w_hr, hidden, lengths, training = _prepare(
+        x, w_ih, w_hh, b_ih, b_hh, 4, lengths, training, w_hr)
+    width = hidden if w_hr is None else w_hr.shape[0]
+    h0 = check.state("h0", h0, x.shape[1], width, x.dtype, "(B, P)" if w_hr is not None else "(B, H)")
     c0 = check.state("c0", c0, x.shape[1], hidden, x.dtype)
     bias = _summed_bias(b_ih, b_hh, 4 * hidden, x.dtype)
-    y, h_n, c_n, saved = _lstm.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training)
-    ctx = Context("lstm", saved, x, hidden, b_ih, b_hh) if training else None
+    y, h_n, c_n, saved = _lstm.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training, w_hr)
+    ctx = Context("lstm", saved, x, hidden, b_ih, b_hh, width) if training else None
     return y, h_n, c_n, ctx
 
 
@@ -128,13 +146,16 @@ def lstm_backward(ctx, dy, dh_n=None, dc_n=None):
     """Gradients of an LSTM forward given dL/dy (T, B, H) and optionally dL/dh_n, dL/dc_n (B, H).
 
     Returns :class:`LSTMGrads` (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) in the
-    forward's dtype. Gradients at padded steps of dy are ignored (those outputs are
-    constant zero).
+    forward's dtype, or :class:`LSTMProjectionGrads` (the same plus dw_hr) when the
+    forward had a projection. Gradients at padded steps of dy are ignored (those
+    outputs are constant zero).
     """
     ctx = _context(ctx, "lstm")
-    dy, (dh_n, dc_n) = _output_grads(ctx, dy, (("dh_n", dh_n), ("dc_n", dc_n)))
-    dx, dh0, dc0, dw_ih, dw_hh, db = _lstm.lstm_backward(ctx.saved, dy, dh_n, dc_n)
-    return LSTMGrads(dx, dh0, dc0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))
+    dy, (dh_n, dc_n) = _output_grads(ctx, dy, (("dh_n", dh_n, ctx.width, "(B, H)"),
+                                               ("dc_n", dc_n, ctx.hidden, "(B, H)")))
+    dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr = _lstm.lstm_backward(ctx.saved, dy, dh_n, dc_n)
+    grads = (dx, dh0, dc0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))
+    return LSTMGrads(*grads) if dw_hr is None else LSTMProjectionGrads(*grads, dw_hr)
 
 
 def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=False, reset_after=True):
@@ -146,7 +167,7 @@ def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=Fal
     None; lengths (B,) or None. Returns ``(y, h_n, ctx)``: y (T, B, H), h_n (B, H),
     ctx for :func:`gru_backward` (None unless ``training``).
     """
-    x, w_ih, w_hh, b_ih, b_hh, hidden, lengths, training = _prepare(x, w_ih, w_hh, b_ih, b_hh, 3, lengths, training)
+    x, w_ih, w_hh, b_ih, b_hh, _, hidden, lengths, training = _prepare(x, w_ih, w_hh, b_ih, b_hh, 3, lengths, training)
     reset_after = check.flag("reset_after", reset_after)
     h0 = check.state("h0", h0, x.shape[1], hidden, x.dtype)
     y, h_n, saved = _gru.gru_forward(x, w_ih, w_hh, _zeros_if_none(b_ih, 3 * hidden, x.dtype),
@@ -161,7 +182,7 @@ def gru_backward(ctx, dy, dh_n=None):
     Returns :class:`GRUGrads` (dx, dh0, dw_ih, dw_hh, db_ih, db_hh).
     """
     ctx = _context(ctx, "gru")
-    dy, (dh_n,) = _output_grads(ctx, dy, (("dh_n", dh_n),))
+    dy, (dh_n,) = _output_grads(ctx, dy, (("dh_n", dh_n, ctx.hidden, "(B, H)"),))
     dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _gru.gru_backward(ctx.saved, dy, dh_n)
     return GRUGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
 
@@ -173,7 +194,7 @@ def rnn(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=Fal
     b_hh (H,) or None; h0 (B, H) or None; lengths (B,) or None.
     Returns ``(y, h_n, ctx)``: y (T, B, H), h_n (B, H), ctx for :func:`rnn_backward`.
     """
-    x, w_ih, w_hh, b_ih, b_hh, hidden, lengths, training = _prepare(x, w_ih, w_hh, b_ih, b_hh, 1, lengths, training)
+    x, w_ih, w_hh, b_ih, b_hh, _, hidden, lengths, training = _prepare(x, w_ih, w_hh, b_ih, b_hh, 1, lengths, training)
     use_relu = check.choice("nonlinearity", nonlinearity, ("tanh", "relu")) == "relu"
     h0 = check.state("h0", h0, x.shape[1], hidden, x.dtype)
     bias = _summed_bias(b_ih, b_hh, hidden, x.dtype)
@@ -188,6 +209,6 @@ def rnn_backward(ctx, dy, dh_n=None):
     Returns :class:`RNNGrads` (dx, dh0, dw_ih, dw_hh, db_ih, db_hh).
     """
     ctx = _context(ctx, "rnn")
-    dy, (dh_n,) = _output_grads(ctx, dy, (("dh_n", dh_n),))
+    dy, (dh_n,) = _output_grads(ctx, dy, (("dh_n", dh_n, ctx.hidden, "(B, H)"),))
     dx, dh0, dw_ih, dw_hh, db = _rnn.rnn_backward(ctx.saved, dy, dh_n)
     return RNNGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))

@@ -1,12 +1,16 @@
-"""Fused LSTM over a whole sequence (gates i, f, g, o; DESIGN.md).
+"""Fused LSTM over a whole sequence (gates i, f, g, o; DESIGN.md), optionally with a
+projection of the output (``proj_size``, as torch and Sak et al. 2014):
 
     i, f, o = sigmoid(.), g = tanh(.)   of   W_ih x_t + W_hh h_{t-1} + b
     c_t = f * c_{t-1} + i * g
-    h_t = o * tanh(c_t)
+    m_t = o * tanh(c_t)
+    h_t = m_t                 without projection
+    h_t = W_hr m_t            with projection: W_hr (P, H), h and y have width P
 
 Kernels allocate nothing, check nothing and write into the arrays they are given;
 the drivers below allocate and pick arguments. All arrays share one float dtype and
-are C-contiguous unless said otherwise.
+are C-contiguous unless said otherwise. "No projection" is spelled by a W_hr of
+shape (0, 0); then P = H.
 """
 import numpy as np
 
@@ -17,25 +21,30 @@ from .common import input_and_weight_grads
 
 
 @kernel
-def lstm_forward_kernel(x, w_ih, w_hh, w_hh_t, bias, h, c, lengths, y, gates, c_all, training):
+def lstm_forward_kernel(x, weights, bias, h, c, lengths, y, gates, c_all, m_all, h_proj, training):
     """Run the LSTM over all T steps.
 
-    x (T, B, I); w_ih (4H, I); w_hh (4H, H); w_hh_t its packed transpose for
-    small batches (see blas.pack_transposed); bias (4H,) = b_ih + b_hh;
-    h, c (B, H): initial state on entry, final state on return (in place);
-    lengths (B,) int64 in 1..T; y (T, B, H) output (zero past each length);
-    gates (T, B, 4H) workspace, on return the activated gates i, f, g, o;
-    c_all (T, B, H): cell state after every step when ``training`` (ignored otherwise,
-    may have T = 0). No argument aliases another.
+    x (T, B, I); weights = (w_ih (4H, I), w_hh (4H, P), w_hh_t, w_hr (P, H), w_hr_t)
+    where the ``_t`` entries are packed transposes for small batches
+    (blas.pack_transposed) and w_hr is (0, 0) without projection;
+    bias (4H,) = b_ih + b_hh; h (B, P), c (B, H): initial state on entry, final state
+    on return (in place); lengths (B,) int64 in 1..T; y (T, B, P) output (zero past
+    each length); gates (T, B, 4H) workspace, on return the activated gates i, f, g, o;
+    c_all (T, B, H): cell state after every step when ``training`` (else T may be 0);
+    m_all (T, B, H) with projection: o * tanh(c) of every step when ``training``
+    (zero past each length), (1, B, H) scratch in inference, unused (0, B, H) without
+    projection; h_proj (B, P) scratch with projection. No argument aliases another.
     """
+    w_ih, w_hh, w_hh_t, w_hr, w_hr_t = weights
+    projected = w_hr.shape[0] > 0
     steps, batch, n_in = x.shape
-    hidden = h.shape[1]
-    gates_2d = gates.reshape(steps * batch, 4 * hidden)
-    gemm(False, True, 1.0, x.reshape(steps * batch, n_in), w_ih, 0.0, gates_2d)
+    hidden = c.shape[1]
+    gemm(False, True, 1.0, x.reshape(steps * batch, n_in), w_ih, 0.0, gates.reshape(steps * batch, 4 * hidden))
     for t in range(steps):
         matmul_transposed_add(h, w_hh, w_hh_t, gates[t])
+        m_t = m_all[t if training else 0] if projected else y[t]
         for b in range(batch):
-            h_b, c_b, y_tb = h[b], c[b], y[t, b]
+            c_b, m_tb = c[b], m_t[b]
             if t < lengths[b]:
                 row = gates[t, b]
                 sigmoid_rows(row[:2 * hidden], bias[:2 * hidden])  # i, f
@@ -43,31 +52,59 @@ def lstm_forward_kernel(x, w_ih, w_hh, w_hh_t, bias, h, c, lengths, y, gates, c_
                 sigmoid_rows(row[3 * hidden:], bias[3 * hidden:])  # o
                 i, f = row[0:hidden], row[hidden:2 * hidden]
                 g, o = row[2 * hidden:3 * hidden], row[3 * hidden:]
+                # One output stream per loop, so every loop vectorizes (see activations).
                 for j in range(hidden):
                     c_b[j] = f[j] * c_b[j] + i[j] * g[j]
                 for j in range(hidden):
-                    y_tb[j] = o[j] * tanh(c_b[j])
-                h_b[:] = y_tb
+                    m_tb[j] = o[j] * tanh(c_b[j])
+                if not projected:
+                    h[b] = m_tb
             else:
-                y_tb[:] = 0
+                m_tb[:] = 0  # y is zero past the length (and m must be, for dW_hr)
             if training:
                 c_all[t, b] = c_b
+        if projected:
+            h_proj[:] = 0
+            matmul_transposed_add(m_t, w_hr, w_hr_t, h_proj)
+            for b in range(batch):
+                if t < lengths[b]:
+                    h[b] = h_proj[b]
+                    y[t, b] = h_proj[b]
+                else:
+                    y[t, b] = 0
 
 
 @kernel
-def lstm_backward_kernel(x, w_ih, w_hh, h0, c0, lengths, y, gates, c_all, dy,
-                         dh, dc, dgates, dx, dw_ih, dw_hh, db):
-    """Backpropagate through all T steps of :func:`lstm_forward_kernel`.
+def lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy,
+                         dh, dc, dgates, dh_all, dm, dx, grads):
+    """Backpropagate through all T steps of :func:`lstm_forward_kernel` (training mode).
 
-    x, w_ih, w_hh (4H, H), h0, c0, lengths, y, gates, c_all: as the training forward
-    left them (read only). dy (T, B, H) gradient of y.
-    dh, dc (B, H): dL/dh_n, dL/dc_n on entry, dL/dh0, dL/dc0 on return (in place).
-    dgates (T, B, 4H) workspace: gradients of the gate pre-activations.
-    Outputs (overwritten): dx (T, B, I), dw_ih (4H, I), dw_hh (4H, H), db (4H,).
+    x, weights = (w_ih, w_hh, w_hr), h0, c0, lengths, y, gates, c_all, m_all: as the
+    training forward left them (read only); dy (T, B, P) gradient of y.
+    dh (B, P), dc (B, H): dL/dh_n, dL/dc_n on entry, dL/dh0, dL/dc0 on return.
+    Workspaces: dgates (T, B, 4H) pre-activation gradients; with projection dh_all
+    (T, B, P) (dL/dh_t of every step) and dm (B, H) (else both unused, T or B = 0).
+    grads = (dw_ih (4H, I), dw_hh (4H, P), dw_hr (P, H) or (0, 0), db (4H,) as a
+    (1, 4H) array): overwritten, as is dx (T, B, I).
     """
+    w_ih, w_hh, w_hr = weights
+    dw_ih, dw_hh, dw_hr, db = grads
+    projected = w_hr.shape[0] > 0
     steps, batch, n_in = x.shape
-    hidden = h0.shape[1]
+    hidden = c0.shape[1]
     for t in range(steps - 1, -1, -1):
+        for b in range(batch):
+            if t < lengths[b]:
+                dh[b] += dy[t, b]  # dh now holds dL/dh_t
+        if projected:
+            for b in range(batch):
+                if t < lengths[b]:
+                    dh_all[t, b] = dh[b]
+                else:
+                    dh_all[t, b] = 0
+            dm[:] = 0
+            matmul_add(dh_all[t], w_hr, dm)  # dL/dm_t = dL/dh_t W_hr
+        dm_t = dm if projected else dh
         for b in range(batch):
             d_row = dgates[t, b]
             if t < lengths[b]:
@@ -77,14 +114,12 @@ def lstm_backward_kernel(x, w_ih, w_hh, h0, c0, lengths, y, gates, c_all, dy,
                 d_i, d_f = d_row[0:hidden], d_row[hidden:2 * hidden]
                 d_g, d_o = d_row[2 * hidden:3 * hidden], d_row[3 * hidden:]
                 c_prev = c_all[t - 1, b] if t > 0 else c0[b]
-                c_t, dy_tb, dh_b, dc_b = c_all[t, b], dy[t, b], dh[b], dc[b]
+                c_t, dm_b, dc_b = c_all[t, b], dm_t[b], dc[b]
                 # One output stream per loop, so every loop vectorizes (see activations).
                 for j in range(hidden):
-                    dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
+                    d_o[j] = dm_b[j] * tanh(c_t[j]) * dsigmoid(g_o[j])
                 for j in range(hidden):
-                    d_o[j] = dh_b[j] * tanh(c_t[j]) * dsigmoid(g_o[j])
-                for j in range(hidden):
-                    dc_b[j] += dh_b[j] * g_o[j] * dtanh(tanh(c_t[j]))  # dc_b now holds dL/dc_t
+                    dc_b[j] += dm_b[j] * g_o[j] * dtanh(tanh(c_t[j]))  # dc_b now holds dL/dc_t
                 for j in range(hidden):
                     d_i[j] = dc_b[j] * g_g[j] * dsigmoid(g_i[j])
                 for j in range(hidden):
@@ -93,39 +128,59 @@ def lstm_backward_kernel(x, w_ih, w_hh, h0, c0, lengths, y, gates, c_all, dy,
                     d_g[j] = dc_b[j] * g_i[j] * dtanh(g_g[j])
                 for j in range(hidden):
                     dc_b[j] *= g_f[j]
-                dh_b[:] = 0  # refilled by the recurrent product below
+                dh[b] = 0  # refilled by the recurrent product below
             else:
                 d_row[:] = 0  # frozen state: dh, dc pass through unchanged
         matmul_add(dgates[t], w_hh, dh)
     dg_2d = dgates.reshape(steps * batch, 4 * hidden)
-    input_and_weight_grads(x, h0, y, dg_2d, dg_2d, w_ih, dx, dw_ih, dw_hh, db, db)
+    input_and_weight_grads(x, h0, y, dg_2d, dg_2d, w_ih, dx, dw_ih, dw_hh, db[0], db[0])
+    if projected:
+        width = w_hr.shape[0]
+        gemm(True, False, 1.0, dh_all.reshape(steps * batch, width), m_all.reshape(steps * batch, hidden),
+             0.0, dw_hr)
 
 
-def lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training):
+def _no_projection(dtype):
+    return np.empty((0, 0), dtype)
+
+
+def lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training, w_hr=None):
     """Driver: allocate outputs/workspace and run the fused forward.
 
     Arguments are validated, C-contiguous, one dtype; bias (4H,) is b_ih + b_hh;
-    lengths (B,) int64. Returns (y, h_n, c_n, saved) where saved is the tuple the
-    backward needs (None unless ``training``).
+    h0 (B, P), c0 (B, H); lengths (B,) int64; w_hr (P, H) or None. Returns
+    (y, h_n, c_n, saved) where saved is what the backward needs (None unless ``training``).
     """
     steps, batch, _ = x.shape
-    hidden = w_hh.shape[1]
+    hidden = c0.shape[1]
+    width = h0.shape[1]
+    projected = w_hr is not None
+    w_hr = w_hr if projected else _no_projection(x.dtype)
     h, c = h0.copy(), c0.copy()
-    y = np.empty((steps, batch, hidden), x.dtype)
+    y = np.empty((steps, batch, width), x.dtype)
     gates = np.empty((steps, batch, 4 * hidden), x.dtype)
     c_all = np.empty((steps if training else 0, batch, hidden), x.dtype)
-    lstm_forward_kernel(x, w_ih, w_hh, pack_transposed(w_hh, batch), bias, h, c, lengths, y, gates, c_all, training)
-    saved = (x, w_ih, w_hh, h0, c0, lengths, y, gates, c_all) if training else None
+    m_all = np.empty(((steps if training else 1) if projected else 0, batch, hidden), x.dtype)
+    h_proj = np.empty((batch if projected else 0, width), x.dtype)
+    weights = (w_ih, w_hh, pack_transposed(w_hh, batch), w_hr,
+               pack_transposed(w_hr, batch) if projected else w_hr)
+    lstm_forward_kernel(x, weights, bias, h, c, lengths, y, gates, c_all, m_all, h_proj, training)
+    saved = (x, (w_ih, w_hh, w_hr), h0, c0, lengths, y, gates, c_all, m_all) if training else None
     return y, h, c, saved
 
 
 def lstm_backward(saved, dy, dh_n, dc_n):
-    """Driver: run the fused backward. Returns (dx, dh0, dc0, dw_ih, dw_hh, db)."""
-    x, w_ih, w_hh, h0, c0, lengths, y, gates, c_all = saved
+    """Driver: run the fused backward. Returns (dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr or None)."""
+    x, weights, h0, c0, lengths, y, gates, c_all, m_all = saved
+    w_ih, w_hh, w_hr = weights
+    projected = w_hr.shape[0] > 0
+    steps, batch, _ = x.shape
     dh, dc = dh_n.copy(), dc_n.copy()
     dgates = np.empty_like(gates)
+    dh_all = np.empty((steps if projected else 0, batch, h0.shape[1]), x.dtype)
+    dm = np.empty((batch if projected else 0, c0.shape[1]), x.dtype)
     dx = np.empty_like(x)
-    dw_ih, dw_hh = np.empty_like(w_ih), np.empty_like(w_hh)
-    db = np.empty(w_ih.shape[0], x.dtype)
-    lstm_backward_kernel(x, w_ih, w_hh, h0, c0, lengths, y, gates, c_all, dy, dh, dc, dgates, dx, dw_ih, dw_hh, db)
-    return dx, dh, dc, dw_ih, dw_hh, db
+    grads = (np.empty_like(w_ih), np.empty_like(w_hh), np.empty_like(w_hr), np.empty((1, w_ih.shape[0]), x.dtype))
+    lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy, dh, dc, dgates, dh_all, dm, dx, grads)
+    dw_ih, dw_hh, dw_hr, db = grads
+    return dx, dh, dc, dw_ih, dw_hh, db[0], (dw_hr if projected else None)

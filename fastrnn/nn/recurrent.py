@@ -1,0 +1,345 @@
+"""Drop-in counterparts of ``torch.nn.RNN``, ``LSTM`` and ``GRU`` on NumPy arrays.
+
+Same constructor arguments, defaults, parameter names and shapes, call signature
+and output shapes as torch (including ``batch_first``, unbatched 2-D input and
+stacked/bidirectional states), so a torch ``state_dict`` loads unchanged. Each
+(layer, direction) runs one fused kernel call over the whole sequence.
+
+``lengths`` (B,) gives PyTorch packed-sequence results from padded input: each
+sequence's outputs past its length are zero, its final state is taken at its last
+valid step, and the reverse direction starts at each sequence's own last step.
+"""
+import numpy as np
+
+from .. import _validate as check
+from .. import functional as F
+from .module import Module, Parameter
+
+__all__ = ["RNN", "LSTM", "GRU"]
+
+
+def _reverse_within_lengths(a, lengths):
+    """Reverse the first (time) axis of a (T, B, F) array within each sequence's length.
+
+    Positions past a sequence's length stay where they are. The map is its own inverse.
+    """
+    if lengths is None:
+        return np.ascontiguousarray(a[::-1])
+    steps = a.shape[0]
+    t = np.arange(steps)[:, None]
+    source = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+    return np.take_along_axis(a, source[:, :, None], axis=0)
+
+
+class _RecurrentBase(Module, register=False):
+    """Stacked, optionally bidirectional recurrent layer (shared by RNN, LSTM, GRU)."""
+
+    _cell = None       # "rnn" | "lstm" | "gru"
+    _gates = 1
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, **cell_options):
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        dtype = np.dtype(dtype)
+        if dtype not in check.FLOAT_DTYPES:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
+        self.bias, self.batch_first = bool(bias), bool(batch_first)
+        self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
+        # An int seed travels with save/load; a Generator cannot (it is not JSON).
+        self.dtype, self.seed = dtype, (int(seed) if isinstance(seed, (int, np.integer)) else None)
+        self.cell_options = cell_options
+        self._rng = np.random.default_rng(seed)
+        self._saved = None
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        width = self._gates * self.hidden_size
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else self.hidden_size * self.num_directions
+            for suffix in self._suffixes():
+                shapes = [("weight_ih", (width, layer_input)), ("weight_hh", (width, self.hidden_size))]
+                if self.bias:
+                    shapes += [("bias_ih", (width,)), ("bias_hh", (width,))]
+                for name, shape in shapes:  # torch's registration order and U(-1/sqrt(H), 1/sqrt(H))
+                    data = self._rng.uniform(-bound, bound, shape).astype(dtype)
+                    self.register_parameter(f"{name}_l{layer}{suffix}", Parameter(data))
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    def _suffixes(self):
+        return ("", "_reverse") if self.bidirectional else ("",)
+
+    def config(self):
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                    bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
+                    bidirectional=self.bidirectional, dtype=self.dtype, seed=self.seed, **self.cell_options)
+
+    def extra_repr(self):
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
+            if getattr(self, name) != default:
+                text += f", {name}={getattr(self, name)}"
+        for name, value in self.cell_options.items():
+            text += f", {name}={value!r}"
+        return text + f", dtype={self.dtype}"
+
+    def _weights(self, layer, suffix):
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
+        params = [getattr(self, f"{n}_l{layer}{suffix}") for n in names]
+        return params + [None] * (4 - len(params))
+
+    # -- shapes in and out
+    def _prepare_input(self, x, lengths):
+        x = check.float_array("x", x, np.ndim(x) if np.ndim(x) in (2, 3) else 3, self.dtype, "the layer")
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x[:, None, :]
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        x = np.ascontiguousarray(x)
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"x must have {self.input_size} features (input_size) in its last axis, "
+                             f"got shape {tuple(x.shape)}")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"x must have at least one time step and one sequence, got shape {tuple(x.shape)}")
+        if lengths is not None:
+            lengths = check.lengths_array(lengths, x.shape[1], x.shape[0])
+        return x, unbatched, lengths
+
+    def _prepare_state(self, name, value, batch, width, unbatched):
+        layers = self.num_layers * self.num_directions
+        if value is None:
+            return np.zeros((layers, batch, width), self.dtype)
+        value = check.float_array(name, value, 2 if unbatched else 3, self.dtype, "the layer")
+        if unbatched:
+            value = value[:, None, :]
+        check.expect_shape(name, value, (layers, batch, width), "(num_layers * num_directions, B, H)")
+        return value
+
+    def _output(self, y, unbatched):
+        if unbatched:
+            return y[:, 0]
+        return np.ascontiguousarray(y.transpose(1, 0, 2)) if self.batch_first else y
+
+    def _state_out(self, state, unbatched):
+        return state[:, 0] if unbatched else state
+
+    # -- the stack
+    def _run(self, x, states, lengths):
+        """Run every layer and direction. states: list of (L*D, B, H) initial states.
+
+        Returns (y (T, B, D*H), final states list) and keeps what backward needs when training.
+        """
+        training = self.training
+        saved_layers = []
+        finals = [np.empty_like(s) for s in states]
+        layer_input = x
+        for layer in range(self.num_layers):
+            mask = None
+            if layer > 0 and training and self.dropout > 0:
+                keep = 1.0 - self.dropout
+                mask = (self._rng.random(layer_input.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+                layer_input = layer_input * mask
+            outputs, contexts = [], []
+            for direction, suffix in enumerate(self._suffixes()):
+                index = layer * self.num_directions + direction
+                w_ih, w_hh, b_ih, b_hh = (None if p is None else p.data for p in self._weights(layer, suffix))
+                seq = layer_input if direction == 0 else _reverse_within_lengths(layer_input, lengths)
+                result = self._call_cell(seq, w_ih, w_hh, b_ih, b_hh, [s[index] for s in states], lengths, training)
+                y_dir, final, ctx = result[0], result[1:-1], result[-1]
+                for store, value in zip(finals, final):
+                    store[index] = value
+                outputs.append(y_dir if direction == 0 else _reverse_within_lengths(y_dir, lengths))
+                contexts.append(ctx)
+            layer_input = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
+            saved_layers.append((mask, contexts))
+        self._saved = (saved_layers, lengths, x.shape) if training else None
+        return layer_input, finals
+
+    def _backward_stack(self, dy, d_finals):
+        if self._saved is None:
+            raise RuntimeError(f"{type(self).__name__}.backward needs a forward call in training mode first "
+                               "(call .train() before the forward; eval() keeps nothing for backward)")
+        saved_layers, lengths, x_shape = self._saved
+        hidden = self.hidden_size
+        d_initial = [np.empty_like(d) for d in d_finals]
+        d_out = dy
+        for layer in range(self.num_layers - 1, -1, -1):
+            mask, contexts = saved_layers[layer]
+            d_in = None
+            for direction, suffix in enumerate(self._suffixes()):
+                index = layer * self.num_directions + direction
+                dy_dir = d_out[:, :, direction * hidden:(direction + 1) * hidden]
+                if direction == 1:
+                    dy_dir = _reverse_within_lengths(dy_dir, lengths)
+                grads = self._call_backward(contexts[direction], np.ascontiguousarray(dy_dir),
+                                            [d[index] for d in d_finals])
+                for store, value in zip(d_initial, self._initial_state_grads(grads)):
+                    store[index] = value
+                params = self._weights(layer, suffix)
+                for param, grad in zip(params, (grads.dw_ih, grads.dw_hh, grads.db_ih, grads.db_hh)):
+                    if param is not None:
+                        param.accumulate_grad(grad, copy=False)
+                dx = grads.dx if direction == 0 else _reverse_within_lengths(grads.dx, lengths)
+                d_in = dx if d_in is None else d_in + dx
+            if mask is not None:
+                d_in = d_in * mask
+            d_out = d_in
+        return d_out, d_initial
+
+    def _dy_array(self, dy, y_shape_tm, unbatched):
+        dy = check.float_array("dy", dy, 2 if unbatched else 3, self.dtype, "the layer")
+        if unbatched:
+            dy = dy[:, None, :]
+        elif self.batch_first:
+            dy = dy.transpose(1, 0, 2)
+        dy = np.ascontiguousarray(dy)
+        check.expect_shape("dy", dy, y_shape_tm, "the shape of the forward output")
+        return dy
+
+
+class _SingleStateRecurrent(_RecurrentBase, register=False):
+    """RNN and GRU: one state tensor h."""
+
+    def forward(self, x, h0=None, lengths=None):
+        """Run the layer over a sequence.
+
+        x: (T, B, I), or (B, T, I) with ``batch_first``, or unbatched (T, I); float of
+        the layer's dtype. h0: (num_layers * num_directions, B, H) or None (zeros).
+        lengths: (B,) ints in 1..T or None. Returns ``(y, h_n)``: y (T, B, D*H) (or
+        batch-first / unbatched like x), h_n (num_layers * num_directions, B, H).
+        """
+        x, unbatched, lengths = self._prepare_input(x, lengths)
+        h0 = self._prepare_state("h0", h0, x.shape[1], self.hidden_size, unbatched)
+        y, (h_n,) = self._run(x, [h0], lengths)
+        self._shape = (y.shape, unbatched)
+        return self._output(y, unbatched), self._state_out(h_n, unbatched)
+
+    def backward(self, dy, dh_n=None):
+        """Gradients for the last training-mode forward; accumulates every parameter's ``.grad``.
+
+        dy: like the forward's y; dh_n: like its h_n, or None. Returns ``(dx, dh0)`` shaped
+        like the forward's x and h0.
+        """
+        if self._saved is None:
+            return self._backward_stack(None, None)  # raises the explanatory error
+        y_shape, unbatched = self._shape
+        dy = self._dy_array(dy, y_shape, unbatched)
+        dh_n = self._prepare_state("dh_n", dh_n, y_shape[1], self.hidden_size, unbatched)
+        dx, (dh0,) = self._backward_stack(dy, [dh_n])
+        return self._output(dx, unbatched), self._state_out(dh0, unbatched)
+
+    def _initial_state_grads(self, grads):
+        return (grads.dh0,)
+
+
+class RNN(_SingleStateRecurrent):
+    """Elman RNN, ``torch.nn.RNN``'s drop-in: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
+
+    Extra arguments beyond torch's: ``dtype`` (float32 or float64) and ``seed``
+    (initialisation and dropout masks).
+    """
+
+    _cell, _gates = "rnn", 1
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+        check.choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype, seed, nonlinearity=nonlinearity)
+
+    def _call_cell(self, x, w_ih, w_hh, b_ih, b_hh, states, lengths, training):
+        return F.rnn(x, w_ih, w_hh, b_ih, b_hh, states[0], lengths, training, **self.cell_options)
+
+    def _call_backward(self, ctx, dy, d_finals):
+        return F.rnn_backward(ctx, dy, d_finals[0])
+
+
+class GRU(_SingleStateRecurrent):
+    """GRU, ``torch.nn.GRU``'s drop-in (gates r, z, n).
+
+    ``reset_after=False`` switches to the Cho et al. 2014 form (Keras
+    ``reset_after=False``); the default is torch's. Extra arguments: ``dtype``, ``seed``.
+    """
+
+    _cell, _gates = "gru", 3
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, reset_after=True, dtype=np.float32, seed=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype, seed, reset_after=check.flag("reset_after", reset_after))
+
+    def _call_cell(self, x, w_ih, w_hh, b_ih, b_hh, states, lengths, training):
+        return F.gru(x, w_ih, w_hh, b_ih, b_hh, states[0], lengths, training, **self.cell_options)
+
+    def _call_backward(self, ctx, dy, d_finals):
+        return F.gru_backward(ctx, dy, d_finals[0])
+
+
+class LSTM(_RecurrentBase):
+    """LSTM, ``torch.nn.LSTM``'s drop-in (gates i, f, g, o).
+
+    Call ``y, (h_n, c_n) = lstm(x, hx=None, lengths=None)``. Extra arguments:
+    ``dtype``, ``seed``.
+    """
+
+    _cell, _gates = "lstm", 4
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype, seed)
+
+    def forward(self, x, hx=None, lengths=None):
+        """Run the layer over a sequence.
+
+        x: (T, B, I), or (B, T, I) with ``batch_first``, or unbatched (T, I).
+        hx: ``(h0, c0)``, each (num_layers * num_directions, B, H), or None (zeros).
+        Returns ``(y, (h_n, c_n))`` shaped like torch's.
+        """
+        x, unbatched, lengths = self._prepare_input(x, lengths)
+        h0, c0 = (None, None) if hx is None else self._pair("hx", hx)
+        h0 = self._prepare_state("h0", h0, x.shape[1], self.hidden_size, unbatched)
+        c0 = self._prepare_state("c0", c0, x.shape[1], self.hidden_size, unbatched)
+        y, (h_n, c_n) = self._run(x, [h0, c0], lengths)
+        self._shape = (y.shape, unbatched)
+        return self._output(y, unbatched), (self._state_out(h_n, unbatched), self._state_out(c_n, unbatched))
+
+    def backward(self, dy, d_state=None):
+        """Gradients for the last training-mode forward; accumulates every parameter's ``.grad``.
+
+        dy: like the forward's y; d_state: ``(dh_n, dc_n)`` (either may be None) or None.
+        Returns ``(dx, (dh0, dc0))`` shaped like the forward's x and hx.
+        """
+        if self._saved is None:
+            return self._backward_stack(None, None)  # raises the explanatory error
+        y_shape, unbatched = self._shape
+        dy = self._dy_array(dy, y_shape, unbatched)
+        dh_n, dc_n = (None, None) if d_state is None else self._pair("d_state", d_state)
+        dh_n = self._prepare_state("dh_n", dh_n, y_shape[1], self.hidden_size, unbatched)
+        dc_n = self._prepare_state("dc_n", dc_n, y_shape[1], self.hidden_size, unbatched)
+        dx, (dh0, dc0) = self._backward_stack(dy, [dh_n, dc_n])
+        return self._output(dx, unbatched), (self._state_out(dh0, unbatched), self._state_out(dc0, unbatched))
+
+    @staticmethod
+    def _pair(name, value):
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{name} must be a pair (h, c), got {type(value).__name__}")
+        return value
+
+    def _call_cell(self, x, w_ih, w_hh, b_ih, b_hh, states, lengths, training):
+        return F.lstm(x, w_ih, w_hh, b_ih, b_hh, states[0], states[1], lengths, training)
+
+    def _call_backward(self, ctx, dy, d_finals):
+        return F.lstm_backward(ctx, dy, d_finals[0], d_finals[1])
+
+    def _initial_state_grads(self, grads):
+        return grads.dh0, grads.dc0

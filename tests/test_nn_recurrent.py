@@ -1,0 +1,143 @@
+"""fastrnn.RNN/LSTM/GRU against torch.nn.RNN/LSTM/GRU with the same state_dict:
+outputs, final states and the gradients of inputs, initial states and every parameter."""
+import itertools
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn.nn.recurrent import _reverse_within_lengths
+
+CLASSES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+T, B, I, H = 5, 3, 4, 6
+LENGTHS = np.array([5, 1, 3])
+
+
+def _torch_run(torch, cell, layer_kwargs, x, h0, lengths, dy, dh_n, dtype):
+    t_dtype = torch.float64 if dtype == np.float64 else torch.float32
+    module = getattr(torch.nn, CLASSES[cell])(I, H, **layer_kwargs).to(t_dtype)
+    xt = torch.tensor(x, requires_grad=True)
+    states = None
+    if h0 is not None:
+        states = tuple(torch.tensor(s, requires_grad=True) for s in h0)
+    batch_first = layer_kwargs.get("batch_first", False)
+    inp = xt
+    if lengths is not None:
+        inp = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.tensor(lengths), batch_first=batch_first,
+                                                      enforce_sorted=False)
+    out, final = module(inp, (states if cell == "lstm" else states[0]) if states else None)
+    if lengths is not None:
+        out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=batch_first, total_length=T)
+    finals = final if cell == "lstm" else (final,)
+    loss = (out * torch.tensor(dy)).sum() + sum((f * torch.tensor(d)).sum() for f, d in zip(finals, dh_n))
+    loss.backward()
+    grads = {"x": xt.grad.numpy()}
+    if states:
+        grads.update({f"s{k}": s.grad.numpy() for k, s in enumerate(states)})
+    grads.update({name: p.grad.numpy() for name, p in module.named_parameters()})
+    return module, out.detach().numpy(), [f.detach().numpy() for f in finals], grads
+
+
+COMBOS = list(itertools.product(["rnn", "lstm", "gru"], [1, 2, 3], [False, True], [False, True], [True, False],
+                                [None, "lengths"], [False, True]))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell,layers,bidirectional,batch_first,bias,lengths,given_h0", COMBOS)
+def test_matches_torch(cell, layers, bidirectional, batch_first, bias, lengths, given_h0, dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(layers * 7 + bidirectional * 3 + batch_first)
+    kwargs = dict(num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias)
+    dirs = 2 if bidirectional else 1
+    x = rng.uniform(-1, 1, (B, T, I) if batch_first else (T, B, I)).astype(dtype)
+    n_states = 2 if cell == "lstm" else 1
+    h0 = [rng.uniform(-1, 1, (layers * dirs, B, H)).astype(dtype) for _ in range(n_states)] if given_h0 else None
+    lens = LENGTHS if lengths else None
+    y_shape = (B, T, dirs * H) if batch_first else (T, B, dirs * H)
+    dy = rng.uniform(-1, 1, y_shape).astype(dtype)
+    dh_n = [rng.uniform(-1, 1, (layers * dirs, B, H)).astype(dtype) for _ in range(n_states)]
+    module, y_t, finals_t, grads_t = _torch_run(torch, cell, kwargs, x, h0, lens, dy, dh_n, dtype)
+
+    ours = getattr(fastrnn, CLASSES[cell])(I, H, dtype=dtype, **kwargs)
+    ours.load_state_dict(module.state_dict())
+    state_in = None if h0 is None else (tuple(h0) if cell == "lstm" else h0[0])
+    y, final = ours(x, state_in, lengths=lens)
+    finals = list(final) if cell == "lstm" else [final]
+    dx, d_initial = ours.backward(dy, tuple(dh_n) if cell == "lstm" else dh_n[0])
+    d_initial = list(d_initial) if cell == "lstm" else [d_initial]
+
+    if dtype == np.float64:
+        fwd, bwd = dict(rtol=1e-9, atol=1e-12), dict(rtol=1e-9, atol=1e-12)
+    else:  # float32: see tests/cases.tolerances; stacking compounds the per-layer error
+        fwd, bwd = dict(rtol=1e-4, atol=5e-6), dict(rtol=1e-4, atol=5e-5)
+    np.testing.assert_allclose(y, y_t, **fwd)
+    for a, b in zip(finals, finals_t):
+        np.testing.assert_allclose(a, b, **fwd)
+    np.testing.assert_allclose(dx, grads_t["x"], **bwd)
+    if h0 is not None:
+        for k, d in enumerate(d_initial):
+            np.testing.assert_allclose(d, grads_t[f"s{k}"], **bwd)
+    for name, param in ours.named_parameters():
+        np.testing.assert_allclose(param.grad, grads_t[name], **bwd, err_msg=name)
+
+
+def test_parameter_names_and_shapes_match_torch():
+    torch = pytest.importorskip("torch")
+    for cell, cls in CLASSES.items():
+        ref = getattr(torch.nn, cls)(3, 5, num_layers=2, bidirectional=True)
+        ours = getattr(fastrnn, cls)(3, 5, num_layers=2, bidirectional=True)
+        assert [(n, tuple(p.shape)) for n, p in ref.named_parameters()] == \
+               [(n, p.shape) for n, p in ours.named_parameters()]
+
+
+def test_unbatched_input():
+    torch = pytest.importorskip("torch")
+    ours = fastrnn.GRU(I, H, num_layers=2, dtype=np.float64, seed=0)
+    ref = torch.nn.GRU(I, H, num_layers=2).double()
+    ref.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    x = np.random.default_rng(1).uniform(-1, 1, (T, I))
+    y, h = ours(x)
+    y_t, h_t = ref(torch.tensor(x))
+    assert y.shape == (T, H) and h.shape == (2, H)
+    np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(h, h_t.detach().numpy(), rtol=1e-10)
+
+
+def test_reverse_within_lengths_is_an_involution():
+    a = np.arange(5 * 3).reshape(5, 3, 1).astype(float)
+    r = _reverse_within_lengths(a, np.array([5, 1, 3]))
+    assert r[:, 2, 0].tolist() == [8, 5, 2, 11, 14]
+    np.testing.assert_array_equal(_reverse_within_lengths(r, np.array([5, 1, 3])), a)
+
+
+def test_dropout_between_layers_is_reproducible_and_off_in_eval():
+    x = np.random.default_rng(0).uniform(-1, 1, (T, B, I)).astype(np.float32)
+    a = fastrnn.LSTM(I, H, num_layers=2, dropout=0.5, seed=3)
+    b = fastrnn.LSTM(I, H, num_layers=2, dropout=0.5, seed=3)
+    np.testing.assert_array_equal(a(x)[0], b(x)[0])
+    plain = fastrnn.LSTM(I, H, num_layers=2, seed=3)
+    assert not np.allclose(a(x)[0], plain(x)[0])
+    a.eval(), plain.eval()
+    np.testing.assert_array_equal(a(x)[0], plain(x)[0])
+
+
+def test_backward_needs_a_training_forward():
+    layer = fastrnn.RNN(I, H)
+    with pytest.raises(RuntimeError, match="needs a forward call in training mode"):
+        layer.backward(np.zeros((T, B, H), np.float32))
+    layer.eval()
+    layer(np.zeros((T, B, I), np.float32))
+    with pytest.raises(RuntimeError, match="needs a forward call in training mode"):
+        layer.backward(np.zeros((T, B, H), np.float32))
+
+
+def test_bad_input_is_named():
+    layer = fastrnn.LSTM(I, H, num_layers=2)
+    with pytest.raises(ValueError, match=r"x must have 4 features \(input_size\)"):
+        layer(np.zeros((T, B, 3), np.float32))
+    with pytest.raises(TypeError, match=r"x has dtype float64 but the layer has dtype float32"):
+        layer(np.zeros((T, B, I)))
+    with pytest.raises(ValueError, match=r"h0 must have shape \(num_layers \* num_directions, B, H\)"):
+        layer(np.zeros((T, B, I), np.float32), (np.zeros((1, B, H), np.float32), np.zeros((2, B, H), np.float32)))
+    with pytest.raises(ValueError, match="lengths must lie in 1..T"):
+        layer(np.zeros((T, B, I), np.float32), lengths=[0, 1, 2])
