@@ -170,3 +170,51 @@ def test_nan_propagates(cell):
     out, _ = run_fused(cell, args, grads)
     assert np.all(np.isfinite(out["y"][:2]))
     assert np.all(np.isnan(out["y"][2:, 0])) and np.all(np.isfinite(out["y"][:, 1]))
+
+
+@pytest.mark.parametrize("lengths", [None, [4, 1, 2]])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_lstm_projection_gradients_match_finite_differences(batch, lengths, monkeypatch):
+    from fastrnn import functional as F
+    rng = np.random.default_rng(batch)
+    T_, I_, H_, P_ = 4, 3, 5, 2
+    args = dict(x=rng.uniform(-1, 1, (T_, batch, I_)), w_ih=rng.uniform(-.6, .6, (4 * H_, I_)),
+                w_hh=rng.uniform(-.6, .6, (4 * H_, P_)), b_ih=rng.uniform(-.3, .3, 4 * H_),
+                b_hh=rng.uniform(-.3, .3, 4 * H_), h0=rng.uniform(-1, 1, (batch, P_)),
+                c0=rng.uniform(-1, 1, (batch, H_)), w_hr=rng.uniform(-.6, .6, (P_, H_)))
+    lens = None if lengths is None else np.array(lengths[:batch])
+    if lens is not None:
+        lens[0] = T_
+    dy, dh_n, dc_n = rng.uniform(-1, 1, (T_, batch, P_)), rng.uniform(-1, 1, (batch, P_)), rng.uniform(-1, 1, (batch, H_))
+
+    def loss():
+        y, h, c, _ = F.lstm(**args, lengths=lens)
+        return float(np.sum(y * dy) + np.sum(h * dh_n) + np.sum(c * dc_n))
+
+    y, h, c, ctx = F.lstm(**args, lengths=lens, training=True)
+    assert y.shape == (T_, batch, P_) and h.shape == (batch, P_) and c.shape == (batch, H_)
+    if lens is not None:
+        for b, n in enumerate(lens):
+            assert np.all(y[n:, b] == 0)
+    g = F.lstm_backward(ctx, dy, dh_n, dc_n)
+    assert type(g).__name__ == "LSTMProjectionGrads"
+    wrt = dict(dx="x", dh0="h0", dc0="c0", dw_ih="w_ih", dw_hh="w_hh", db_ih="b_ih", db_hh="b_hh", dw_hr="w_hr")
+    for grad_name, arg_name in wrt.items():
+        numeric = _finite_difference(loss, args[arg_name])
+        np.testing.assert_allclose(getattr(g, grad_name), numeric, rtol=1e-6, atol=1e-8, err_msg=grad_name)
+    # every buffer written: poison fresh allocations and compare
+    monkeypatch.setattr(lstm_kernels, "np", _PoisonedNumpy())
+    y2, _, _, ctx2 = F.lstm(**args, lengths=lens, training=True)
+    g2 = F.lstm_backward(ctx2, dy, dh_n, dc_n)
+    np.testing.assert_array_equal(y2, y)
+    for a, b in zip(g2, g):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lstm_projection_shapes_are_validated():
+    from fastrnn import functional as F
+    x = np.zeros((2, 1, 3))
+    with pytest.raises(ValueError, match=r"w_hh must have shape \(G\*H, P\) with w_hr \(P, H\) = \(20, 2\)"):
+        F.lstm(x, np.zeros((20, 3)), np.zeros((20, 5)), w_hr=np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"h0 must have shape \(B, P\)"):
+        F.lstm(x, np.zeros((20, 3)), np.zeros((20, 2)), w_hr=np.zeros((2, 5)), h0=np.zeros((1, 5)))

@@ -38,24 +38,31 @@ def _torch_run(torch, cell, layer_kwargs, x, h0, lengths, dy, dh_n, dtype):
     return module, out.detach().numpy(), [f.detach().numpy() for f in finals], grads
 
 
-COMBOS = list(itertools.product(["rnn", "lstm", "gru"], [1, 2, 3], [False, True], [False, True], [True, False],
-                                [None, "lengths"], [False, True]))
+COMBOS = [(cell, *rest, 0) for cell in ("rnn", "lstm", "gru")
+          for rest in itertools.product([1, 2, 3], [False, True], [False, True], [True, False],
+                                        [None, "lengths"], [False, True])]
+COMBOS += [("lstm", *rest, 3) for rest in itertools.product([1, 2], [False, True], [False, True], [True, False],
+                                                            [None, "lengths"], [False, True])]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("cell,layers,bidirectional,batch_first,bias,lengths,given_h0", COMBOS)
-def test_matches_torch(cell, layers, bidirectional, batch_first, bias, lengths, given_h0, dtype):
+@pytest.mark.parametrize("cell,layers,bidirectional,batch_first,bias,lengths,given_h0,proj", COMBOS)
+def test_matches_torch(cell, layers, bidirectional, batch_first, bias, lengths, given_h0, proj, dtype):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(layers * 7 + bidirectional * 3 + batch_first)
     kwargs = dict(num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias)
+    if proj:
+        kwargs["proj_size"] = proj
     dirs = 2 if bidirectional else 1
+    out = proj or H
     x = rng.uniform(-1, 1, (B, T, I) if batch_first else (T, B, I)).astype(dtype)
     n_states = 2 if cell == "lstm" else 1
-    h0 = [rng.uniform(-1, 1, (layers * dirs, B, H)).astype(dtype) for _ in range(n_states)] if given_h0 else None
+    widths = [out, H][:n_states]
+    h0 = [rng.uniform(-1, 1, (layers * dirs, B, w)).astype(dtype) for w in widths] if given_h0 else None
     lens = LENGTHS if lengths else None
-    y_shape = (B, T, dirs * H) if batch_first else (T, B, dirs * H)
+    y_shape = (B, T, dirs * out) if batch_first else (T, B, dirs * out)
     dy = rng.uniform(-1, 1, y_shape).astype(dtype)
-    dh_n = [rng.uniform(-1, 1, (layers * dirs, B, H)).astype(dtype) for _ in range(n_states)]
+    dh_n = [rng.uniform(-1, 1, (layers * dirs, B, w)).astype(dtype) for w in widths]
     module, y_t, finals_t, grads_t = _torch_run(torch, cell, kwargs, x, h0, lens, dy, dh_n, dtype)
 
     ours = getattr(fastrnn, CLASSES[cell])(I, H, dtype=dtype, **kwargs)
@@ -83,9 +90,10 @@ def test_matches_torch(cell, layers, bidirectional, batch_first, bias, lengths, 
 
 def test_parameter_names_and_shapes_match_torch():
     torch = pytest.importorskip("torch")
-    for cell, cls in CLASSES.items():
-        ref = getattr(torch.nn, cls)(3, 5, num_layers=2, bidirectional=True)
-        ours = getattr(fastrnn, cls)(3, 5, num_layers=2, bidirectional=True)
+    variants = [(cls, {}) for cls in CLASSES.values()] + [("LSTM", {"proj_size": 2})]
+    for cls, extra in variants:
+        ref = getattr(torch.nn, cls)(3, 5, num_layers=2, bidirectional=True, **extra)
+        ours = getattr(fastrnn, cls)(3, 5, num_layers=2, bidirectional=True, **extra)
         assert [(n, tuple(p.shape)) for n, p in ref.named_parameters()] == \
                [(n, p.shape) for n, p in ours.named_parameters()]
 

@@ -59,14 +59,26 @@ class _RecurrentBase(Module, register=False):
         bound = 1.0 / np.sqrt(self.hidden_size)
         width = self._gates * self.hidden_size
         for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else self.hidden_size * self.num_directions
+            layer_input = self.input_size if layer == 0 else self.output_size * self.num_directions
             for suffix in self._suffixes():
-                shapes = [("weight_ih", (width, layer_input)), ("weight_hh", (width, self.hidden_size))]
+                shapes = [("weight_ih", (width, layer_input)), ("weight_hh", (width, self.output_size))]
                 if self.bias:
                     shapes += [("bias_ih", (width,)), ("bias_hh", (width,))]
+                if self.proj_size:
+                    shapes += [("weight_hr", (self.proj_size, self.hidden_size))]
                 for name, shape in shapes:  # torch's registration order and U(-1/sqrt(H), 1/sqrt(H))
                     data = self._rng.uniform(-bound, bound, shape).astype(dtype)
                     self.register_parameter(f"{name}_l{layer}{suffix}", Parameter(data))
+
+    @property
+    def proj_size(self):
+        """Width of the LSTM projection (0: none); always 0 for RNN and GRU."""
+        return self.cell_options.get("proj_size", 0)
+
+    @property
+    def output_size(self):
+        """Width of h and of each direction's output: proj_size when set, else hidden_size."""
+        return self.proj_size or self.hidden_size
 
     @property
     def num_directions(self):
@@ -92,9 +104,11 @@ class _RecurrentBase(Module, register=False):
         return text + f", dtype={self.dtype}"
 
     def _weights(self, layer, suffix):
-        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
-        params = [getattr(self, f"{n}_l{layer}{suffix}") for n in names]
-        return params + [None] * (4 - len(params))
+        """(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr) Parameters; None where absent."""
+        def param(name):
+            return getattr(self, f"{name}_l{layer}{suffix}")
+        biases = [param("bias_ih"), param("bias_hh")] if self.bias else [None, None]
+        return [param("weight_ih"), param("weight_hh"), *biases, param("weight_hr") if self.proj_size else None]
 
     # -- shapes in and out
     def _prepare_input(self, x, lengths):
@@ -151,9 +165,9 @@ class _RecurrentBase(Module, register=False):
             outputs, contexts = [], []
             for direction, suffix in enumerate(self._suffixes()):
                 index = layer * self.num_directions + direction
-                w_ih, w_hh, b_ih, b_hh = (None if p is None else p.data for p in self._weights(layer, suffix))
+                weights = [None if p is None else p.data for p in self._weights(layer, suffix)]
                 seq = layer_input if direction == 0 else _reverse_within_lengths(layer_input, lengths)
-                result = self._call_cell(seq, w_ih, w_hh, b_ih, b_hh, [s[index] for s in states], lengths, training)
+                result = self._call_cell(seq, weights, [s[index] for s in states], lengths, training)
                 y_dir, final, ctx = result[0], result[1:-1], result[-1]
                 for store, value in zip(finals, final):
                     store[index] = value
@@ -169,7 +183,7 @@ class _RecurrentBase(Module, register=False):
             raise RuntimeError(f"{type(self).__name__}.backward needs a forward call in training mode first "
                                "(call .train() before the forward; eval() keeps nothing for backward)")
         saved_layers, lengths, x_shape = self._saved
-        hidden = self.hidden_size
+        hidden = self.output_size
         d_initial = [np.empty_like(d) for d in d_finals]
         d_out = dy
         for layer in range(self.num_layers - 1, -1, -1):
@@ -185,7 +199,8 @@ class _RecurrentBase(Module, register=False):
                 for store, value in zip(d_initial, self._initial_state_grads(grads)):
                     store[index] = value
                 params = self._weights(layer, suffix)
-                for param, grad in zip(params, (grads.dw_ih, grads.dw_hh, grads.db_ih, grads.db_hh)):
+                weight_grads = (grads.dw_ih, grads.dw_hh, grads.db_ih, grads.db_hh, getattr(grads, "dw_hr", None))
+                for param, grad in zip(params, weight_grads):
                     if param is not None:
                         param.accumulate_grad(grad, copy=False)
                 dx = grads.dx if direction == 0 else _reverse_within_lengths(grads.dx, lengths)
@@ -256,8 +271,8 @@ class RNN(_SingleStateRecurrent):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          dtype, seed, nonlinearity=nonlinearity)
 
-    def _call_cell(self, x, w_ih, w_hh, b_ih, b_hh, states, lengths, training):
-        return F.rnn(x, w_ih, w_hh, b_ih, b_hh, states[0], lengths, training, **self.cell_options)
+    def _call_cell(self, x, weights, states, lengths, training):
+        return F.rnn(x, *weights[:4], states[0], lengths, training, **self.cell_options)
 
     def _call_backward(self, ctx, dy, d_finals):
         return F.rnn_backward(ctx, dy, d_finals[0])
@@ -277,8 +292,8 @@ class GRU(_SingleStateRecurrent):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          dtype, seed, reset_after=check.flag("reset_after", reset_after))
 
-    def _call_cell(self, x, w_ih, w_hh, b_ih, b_hh, states, lengths, training):
-        return F.gru(x, w_ih, w_hh, b_ih, b_hh, states[0], lengths, training, **self.cell_options)
+    def _call_cell(self, x, weights, states, lengths, training):
+        return F.gru(x, *weights[:4], states[0], lengths, training, **self.cell_options)
 
     def _call_backward(self, ctx, dy, d_finals):
         return F.gru_backward(ctx, dy, d_finals[0])
@@ -287,16 +302,22 @@ class GRU(_SingleStateRecurrent):
 class LSTM(_RecurrentBase):
     """LSTM, ``torch.nn.LSTM``'s drop-in (gates i, f, g, o).
 
-    Call ``y, (h_n, c_n) = lstm(x, hx=None, lengths=None)``. Extra arguments:
-    ``dtype``, ``seed``.
+    Call ``y, (h_n, c_n) = lstm(x, hx=None, lengths=None)``. ``proj_size > 0`` adds
+    torch's projection h = W_hr (o * tanh(c)) (parameters ``weight_hr_l{k}``, h and
+    y of width proj_size). Extra arguments: ``dtype``, ``seed``.
     """
 
     _cell, _gates = "lstm", 4
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float32, seed=None):
+        if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or proj_size < 0:
+            raise ValueError(f"proj_size must be a non-negative integer, got {proj_size!r}")
+        if proj_size >= hidden_size:
+            raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}")
+        options = {"proj_size": int(proj_size)} if proj_size else {}
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype, seed)
+                         dtype, seed, **options)
 
     def forward(self, x, hx=None, lengths=None):
         """Run the layer over a sequence.
@@ -307,7 +328,7 @@ class LSTM(_RecurrentBase):
         """
         x, unbatched, lengths = self._prepare_input(x, lengths)
         h0, c0 = (None, None) if hx is None else self._pair("hx", hx)
-        h0 = self._prepare_state("h0", h0, x.shape[1], self.hidden_size, unbatched)
+        h0 = self._prepare_state("h0", h0, x.shape[1], self.output_size, unbatched)
         c0 = self._prepare_state("c0", c0, x.shape[1], self.hidden_size, unbatched)
         y, (h_n, c_n) = self._run(x, [h0, c0], lengths)
         self._shape = (y.shape, unbatched)
@@ -324,7 +345,7 @@ class LSTM(_RecurrentBase):
         y_shape, unbatched = self._shape
         dy = self._dy_array(dy, y_shape, unbatched)
         dh_n, dc_n = (None, None) if d_state is None else self._pair("d_state", d_state)
-        dh_n = self._prepare_state("dh_n", dh_n, y_shape[1], self.hidden_size, unbatched)
+        dh_n = self._prepare_state("dh_n", dh_n, y_shape[1], self.output_size, unbatched)
         dc_n = self._prepare_state("dc_n", dc_n, y_shape[1], self.hidden_size, unbatched)
         dx, (dh0, dc0) = self._backward_stack(dy, [dh_n, dc_n])
         return self._output(dx, unbatched), (self._state_out(dh0, unbatched), self._state_out(dc0, unbatched))
@@ -335,8 +356,8 @@ class LSTM(_RecurrentBase):
             raise TypeError(f"{name} must be a pair (h, c), got {type(value).__name__}")
         return value
 
-    def _call_cell(self, x, w_ih, w_hh, b_ih, b_hh, states, lengths, training):
-        return F.lstm(x, w_ih, w_hh, b_ih, b_hh, states[0], states[1], lengths, training)
+    def _call_cell(self, x, weights, states, lengths, training):
+        return F.lstm(x, *weights[:4], states[0], states[1], lengths, training, w_hr=weights[4])
 
     def _call_backward(self, ctx, dy, d_finals):
         return F.lstm_backward(ctx, dy, d_finals[0], d_finals[1])
