@@ -149,3 +149,32 @@ def test_bad_input_is_named():
         layer(np.zeros((T, B, I), np.float32), (np.zeros((1, B, H), np.float32), np.zeros((2, B, H), np.float32)))
     with pytest.raises(ValueError, match="lengths must lie in 1..T"):
         layer(np.zeros((T, B, I), np.float32), lengths=[0, 1, 2])
+
+
+LAYER_FIXTURES = sorted((__import__("pathlib").Path(__file__).parent / "fixtures").glob("layer_*.npz"))
+
+
+@pytest.mark.parametrize("path", LAYER_FIXTURES, ids=lambda p: p.stem)
+def test_stored_torch_layer_fixture(path):
+    """Torch conformance without torch: outputs and gradients stored by make_layer_fixtures.py."""
+    import json
+    with np.load(path, allow_pickle=False) as data:
+        fx = {k: data[k] for k in data.files}
+    meta = json.loads(str(fx["meta"]))
+    layer = getattr(fastrnn, meta["class"])(I, H, dtype=np.float64, **meta["kwargs"])
+    layer.load_state_dict({k[len("param."):]: v for k, v in fx.items() if k.startswith("param.")})
+    is_lstm = meta["class"] == "LSTM"
+    states = [fx[f"state{k}"] for k in range(2 if is_lstm else 1)]
+    y, final = layer(fx["x"], tuple(states) if is_lstm else states[0], lengths=fx.get("lengths"))
+    finals = list(final) if is_lstm else [final]
+    d_finals = [fx[f"dfinal{k}"] for k in range(len(states))]
+    dx, d_states = layer.backward(fx["dy"], tuple(d_finals) if is_lstm else d_finals[0])
+    d_states = list(d_states) if is_lstm else [d_states]
+    tol = dict(rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(y, fx["y"], **tol)
+    np.testing.assert_allclose(dx, fx["dx"], **tol)
+    for k in range(len(states)):
+        np.testing.assert_allclose(finals[k], fx[f"final{k}"], **tol)
+        np.testing.assert_allclose(d_states[k], fx[f"dstate{k}"], **tol)
+    for name, param in layer.named_parameters():
+        np.testing.assert_allclose(param.grad, fx[f"grad.{name}"], err_msg=name, **tol)
