@@ -35,4 +35,7 @@ def input_and_weight_grads(x, h0, y, dg_x, dg_h, w_ih, dx, dw_ih, dw_hh, db_ih, 
         h_prev = y.reshape(steps * batch, hidden)[:(steps - 1) * batch]
         gemm(True, False, 1.0, dg_h[batch:], h_prev, 1.0, dw_hh)
     sum_rows(dg_x, db_ih)
-    sum_rows(dg_h, db_hh)
+    if dg_h.ctypes.data == dg_x.ctypes.data and dg_h.shape == dg_x.shape:
+        db_hh[:] = db_ih  # one pre-activation sum: both biases get the same gradient
+    else:
+        sum_rows(dg_h, db_hh)
