@@ -5,7 +5,7 @@ with :mod:`fastrnn.functional`; ``python -m fastrnn.bench`` prints the benchmark
 report.
 """
 from . import functional, nn
-from .nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Sequential
+from .nn import GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Linear, LSTMCell, RNNCell, Sequential
 
 __version__ = "0.1.0"
-__all__ = ["functional", "nn", "RNN", "LSTM", "GRU", "Linear", "Embedding", "Dropout", "Sequential", "__version__"]
+__all__ = ["functional", "nn", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding", "Dropout", "Sequential", "__version__"]

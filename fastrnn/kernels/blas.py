@@ -132,6 +132,16 @@ def matmul_transposed_add(a, b, b_t, c):
         gemm(False, True, 1.0, a, b, 1.0, c)
 
 
+@kernel
+def matmul_transposed(a, b, b_t, c):
+    """``c = a @ b.T`` overwriting c; same arguments as :func:`matmul_transposed_add`."""
+    if a.shape[0] <= SMALL_BATCH:
+        c[:] = 0
+        small_matmul_add(a, b_t, c)
+    else:
+        gemm(False, True, 1.0, a, b, 0.0, c)
+
+
 def pack_transposed(w, rows):
     """``w.T`` as a C-contiguous copy when ``rows`` (the batch) takes the small path,
     else an empty array of the same type (BLAS transposes for free)."""

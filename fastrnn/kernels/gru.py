@@ -13,26 +13,29 @@ import numpy as np
 
 from .._jit import kernel
 from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh, tanh_rows
-from .blas import gemm, matmul_add, matmul_transposed_add, pack_transposed
+from .blas import gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
 from .common import input_and_weight_grads
 
 
 @kernel
-def gru_forward_kernel(x, w_ih, w_hh, w_hh_t, b_ih, b_hh, h, lengths, y, gates, h_n_all, h_proj, training):
+def gru_forward_kernel(x, weights, biases, h, lengths, y, gates, h_n_all, h_proj, training):
     """Reset-after GRU over all T steps.
 
-    x (T, B, I); w_ih (3H, I); w_hh (3H, H); w_hh_t its packed transpose for small
-    batches (blas.pack_transposed); b_ih, b_hh (3H,); h (B, H) initial state in,
+    x (T, B, I); weights = (w_ih (3H, I), w_ih_t, w_hh (3H, H), w_hh_t) where the
+    ``_t`` entries are packed transposes for few rows (blas.pack_transposed: T*B rows
+    for w_ih, B for w_hh); biases = (b_ih + b_hh, b_ih, b_hh), each (3H,) (r and z see
+    the sum, n each part on its own side of the reset); h (B, H) initial state in,
     final state out; lengths (B,) int64 in 1..T; y (T, B, H) output.
     gates (T, B, 3H) workspace, on return r, z, n; h_n_all (T, B, H): W_hn h + b_hn of
     every step when ``training`` (else ignored, may have T = 0);
     h_proj (B, 3H) workspace for the recurrent product.
     """
+    w_ih, w_ih_t, w_hh, w_hh_t = weights
+    b_sum, b_ih, b_hh = biases
     steps, batch, n_in = x.shape
     hidden = h.shape[1]
-    gemm(False, True, 1.0, x.reshape(steps * batch, n_in), w_ih, 0.0, gates.reshape(steps * batch, 3 * hidden))
-    b_rz = b_ih[:2 * hidden] + b_hh[:2 * hidden]  # r and z see both biases as one sum
-    b_in, b_hn = b_ih[2 * hidden:], b_hh[2 * hidden:]
+    matmul_transposed(x.reshape(steps * batch, n_in), w_ih, w_ih_t, gates.reshape(steps * batch, 3 * hidden))
+    b_rz, b_in, b_hn = b_sum[:2 * hidden], b_ih[2 * hidden:], b_hh[2 * hidden:]
     for t in range(steps):
         h_proj[:] = 0
         matmul_transposed_add(h, w_hh, w_hh_t, h_proj)
@@ -106,16 +109,17 @@ def gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, h_n_all, dy, dh,
 
 
 @kernel
-def gru_reset_before_forward_kernel(x, w_ih, w_hh, w_hh_t, bias, h, lengths, y, gates, reset_h, training):
+def gru_reset_before_forward_kernel(x, weights, bias, h, lengths, y, gates, reset_h, training):
     """Reset-before GRU over all T steps.
 
     As :func:`gru_forward_kernel` except: bias (3H,) = b_ih + b_hh (both enter the
     same sums); reset_h (B, H) workspace for r * h; nothing beyond ``gates`` (r, z, n)
     is kept for training (r * h_{t-1} is recomputed in backward).
     """
+    w_ih, w_ih_t, w_hh, w_hh_t = weights
     steps, batch, n_in = x.shape
     hidden = h.shape[1]
-    gemm(False, True, 1.0, x.reshape(steps * batch, n_in), w_ih, 0.0, gates.reshape(steps * batch, 3 * hidden))
+    matmul_transposed(x.reshape(steps * batch, n_in), w_ih, w_ih_t, gates.reshape(steps * batch, 3 * hidden))
     b_n = bias[2 * hidden:]
     w_rz, w_n = w_hh[:2 * hidden], w_hh[2 * hidden:]
     w_rz_t, w_n_t = w_hh_t[:, :2 * hidden], w_hh_t[:, 2 * hidden:]
@@ -208,15 +212,15 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after):
     h = h0.copy()
     y = np.empty((steps, batch, hidden), x.dtype)
     gates = np.empty((steps, batch, 3 * hidden), x.dtype)
-    w_hh_t = pack_transposed(w_hh, batch)
+    weights = (w_ih, pack_transposed(w_ih, steps * batch), w_hh, pack_transposed(w_hh, batch))
     if reset_after:
         h_n_all = np.empty((steps if training else 0, batch, hidden), x.dtype)
         h_proj = np.empty((batch, 3 * hidden), x.dtype)
-        gru_forward_kernel(x, w_ih, w_hh, w_hh_t, b_ih, b_hh, h, lengths, y, gates, h_n_all, h_proj, training)
+        gru_forward_kernel(x, weights, (b_ih + b_hh, b_ih, b_hh), h, lengths, y, gates, h_n_all, h_proj, training)
         saved = (True, x, w_ih, w_hh, h0, lengths, y, gates, h_n_all)
     else:
         reset_h = np.empty((batch, hidden), x.dtype)
-        gru_reset_before_forward_kernel(x, w_ih, w_hh, w_hh_t, b_ih + b_hh, h, lengths, y, gates, reset_h, training)
+        gru_reset_before_forward_kernel(x, weights, b_ih + b_hh, h, lengths, y, gates, reset_h, training)
         saved = (False, x, w_ih, w_hh, h0, lengths, y, gates)
     return y, h, (saved if training else None)
 

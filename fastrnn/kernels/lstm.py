@@ -16,7 +16,7 @@ import numpy as np
 
 from .._jit import kernel
 from .activations import dsigmoid, dtanh, sigmoid_rows, tanh, tanh_rows
-from .blas import gemm, matmul_add, matmul_transposed_add, pack_transposed
+from .blas import gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
 from .common import input_and_weight_grads
 
 
@@ -24,9 +24,9 @@ from .common import input_and_weight_grads
 def lstm_forward_kernel(x, weights, bias, h, c, lengths, y, gates, c_all, m_all, h_proj, training):
     """Run the LSTM over all T steps.
 
-    x (T, B, I); weights = (w_ih (4H, I), w_hh (4H, P), w_hh_t, w_hr (P, H), w_hr_t)
-    where the ``_t`` entries are packed transposes for small batches
-    (blas.pack_transposed) and w_hr is (0, 0) without projection;
+    x (T, B, I); weights = (w_ih (4H, I), w_ih_t, w_hh (4H, P), w_hh_t, w_hr (P, H), w_hr_t)
+    where the ``_t`` entries are packed transposes for few rows (blas.pack_transposed:
+    T*B rows for w_ih, B for the others) and w_hr is (0, 0) without projection;
     bias (4H,) = b_ih + b_hh; h (B, P), c (B, H): initial state on entry, final state
     on return (in place); lengths (B,) int64 in 1..T; y (T, B, P) output (zero past
     each length); gates (T, B, 4H) workspace, on return the activated gates i, f, g, o;
@@ -35,11 +35,11 @@ def lstm_forward_kernel(x, weights, bias, h, c, lengths, y, gates, c_all, m_all,
     (zero past each length), (1, B, H) scratch in inference, unused (0, B, H) without
     projection; h_proj (B, P) scratch with projection. No argument aliases another.
     """
-    w_ih, w_hh, w_hh_t, w_hr, w_hr_t = weights
+    w_ih, w_ih_t, w_hh, w_hh_t, w_hr, w_hr_t = weights
     projected = w_hr.shape[0] > 0
     steps, batch, n_in = x.shape
     hidden = c.shape[1]
-    gemm(False, True, 1.0, x.reshape(steps * batch, n_in), w_ih, 0.0, gates.reshape(steps * batch, 4 * hidden))
+    matmul_transposed(x.reshape(steps * batch, n_in), w_ih, w_ih_t, gates.reshape(steps * batch, 4 * hidden))
     for t in range(steps):
         matmul_transposed_add(h, w_hh, w_hh_t, gates[t])
         m_t = m_all[t if training else 0] if projected else y[t]
@@ -162,7 +162,7 @@ def lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training, w_hr=None):
     c_all = np.empty((steps if training else 0, batch, hidden), x.dtype)
     m_all = np.empty(((steps if training else 1) if projected else 0, batch, hidden), x.dtype)
     h_proj = np.empty((batch if projected else 0, width), x.dtype)
-    weights = (w_ih, w_hh, pack_transposed(w_hh, batch), w_hr,
+    weights = (w_ih, pack_transposed(w_ih, steps * batch), w_hh, pack_transposed(w_hh, batch), w_hr,
                pack_transposed(w_hr, batch) if projected else w_hr)
     lstm_forward_kernel(x, weights, bias, h, c, lengths, y, gates, c_all, m_all, h_proj, training)
     saved = (x, (w_ih, w_hh, w_hr), h0, c0, lengths, y, gates, c_all, m_all) if training else None

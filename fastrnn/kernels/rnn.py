@@ -9,22 +9,24 @@ import numpy as np
 
 from .._jit import kernel
 from .activations import drelu, dtanh, relu, tanh
-from .blas import gemm, matmul_add, matmul_transposed_add, pack_transposed
+from .blas import matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
 from .common import input_and_weight_grads
 
 
 @kernel
-def rnn_forward_kernel(x, w_ih, w_hh, w_hh_t, bias, h, lengths, y, pre, use_relu):
+def rnn_forward_kernel(x, weights, bias, h, lengths, y, pre, use_relu):
     """Run the RNN over all T steps.
 
-    x (T, B, I); w_ih (H, I); w_hh (H, H); w_hh_t its packed transpose for small
-    batches (blas.pack_transposed); bias (H,) = b_ih + b_hh; h (B, H) initial state
+    x (T, B, I); weights = (w_ih (H, I), w_ih_t, w_hh (H, H), w_hh_t) where the ``_t``
+    entries are packed transposes for few rows (blas.pack_transposed: T*B rows for
+    w_ih, B for w_hh); bias (H,) = b_ih + b_hh; h (B, H) initial state
     in, final state out; lengths (B,) int64 in 1..T; y (T, B, H) output;
     pre (T, B, H) workspace for the pre-activations; use_relu selects the activation.
     """
+    w_ih, w_ih_t, w_hh, w_hh_t = weights
     steps, batch, n_in = x.shape
     hidden = h.shape[1]
-    gemm(False, True, 1.0, x.reshape(steps * batch, n_in), w_ih, 0.0, pre.reshape(steps * batch, hidden))
+    matmul_transposed(x.reshape(steps * batch, n_in), w_ih, w_ih_t, pre.reshape(steps * batch, hidden))
     for t in range(steps):
         matmul_transposed_add(h, w_hh, w_hh_t, pre[t])
         for b in range(batch):
@@ -80,7 +82,8 @@ def rnn_forward(x, w_ih, w_hh, bias, h0, lengths, training, use_relu):
     h = h0.copy()
     y = np.empty((steps, batch, hidden), x.dtype)
     pre = np.empty((steps, batch, hidden), x.dtype)
-    rnn_forward_kernel(x, w_ih, w_hh, pack_transposed(w_hh, batch), bias, h, lengths, y, pre, use_relu)
+    weights = (w_ih, pack_transposed(w_ih, steps * batch), w_hh, pack_transposed(w_hh, batch))
+    rnn_forward_kernel(x, weights, bias, h, lengths, y, pre, use_relu)
     saved = (x, w_ih, w_hh, h0, lengths, y, use_relu) if training else None
     return y, h, saved
 

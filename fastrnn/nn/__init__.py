@@ -7,7 +7,10 @@
 """
 from .layers import Dropout, Embedding, Linear
 from .module import IncompatibleKeys, Module, Parameter, Sequential, StateDictError, load, save
+from .cells import GRUCell, LSTMCell, RNNCell
 from .recurrent import GRU, LSTM, RNN
+from .streaming import Stream
 
-__all__ = ["Parameter", "Module", "Sequential", "Linear", "Embedding", "Dropout", "RNN", "LSTM", "GRU", "save", "load",
+__all__ = ["Parameter", "Module", "Sequential", "Linear", "Embedding", "Dropout", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Stream",
+           "save", "load",
            "StateDictError", "IncompatibleKeys"]

@@ -110,6 +110,13 @@ class _RecurrentBase(Module, register=False):
         biases = [param("bias_ih"), param("bias_hh")] if self.bias else [None, None]
         return [param("weight_ih"), param("weight_hh"), *biases, param("weight_hr") if self.proj_size else None]
 
+    def stream(self, batch_size=1):
+        """A :class:`fastrnn.nn.streaming.Stream` for step-by-step inference with this
+        layer's weights (unidirectional layers only): ``s.step(x_t)`` per time step or
+        chunk, ``s.reset()``, ``s.state``."""
+        from .streaming import Stream  # streaming builds on this module
+        return Stream(self, batch_size)
+
     # -- shapes in and out
     def _prepare_input(self, x, lengths):
         x = check.float_array("x", x, np.ndim(x) if np.ndim(x) in (2, 3) else 3, self.dtype, "the layer")
