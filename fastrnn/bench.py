@@ -577,6 +577,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     p.add_argument("--no-compile-time", dest="compile_time", action="store_false",
                    help="skip the cold/cached compile-time measurement (two subprocesses)")
+    p.add_argument("--no-layers", dest="layers", action="store_false",
+                   help="skip the layer section (layer overhead, 2-layer bidirectional with lengths vs "
+                        "torch's packed path, streaming step latency)")
     args = p.parse_args(argv)
     if args.threads < 1:
         p.error("--threads must be at least 1")
@@ -600,6 +603,13 @@ def main(argv=None, out=None) -> dict:
     skipped = sorted({f"{impl}: {why}" for row in rows for impl, why in row.skipped.items()})
     print("\n".join([*TABLE_NOTES.splitlines(), *("not run: " + s for s in skipped)]), file=out)
 
+    layers = None
+    if args.layers:
+        from .bench_layers import format_layer_section, layer_rows, stream_rows
+        layer, stream = layer_rows(measure, policy, args.seed), stream_rows(args.seed, 500 if args.quick else 5000)
+        print("\n" + format_layer_section(layer, stream), file=out, flush=True)
+        layers = {"layer": [list(r) for r in layer], "stream": [list(r) for r in stream]}
+
     compiled = None
     if args.compile_time:
         names = [c.name for c in args.cells] if not args.quick else [args.cells[0].name]
@@ -610,7 +620,7 @@ def main(argv=None, out=None) -> dict:
     load = _load_average()
     print(f"\ntotal wall time {wall:.1f} s; load average at end {load}", file=out, flush=True)
     report = {"machine": info, "policy": vars(policy), "quick": args.quick,
-              "sizes": {s.name: vars(s) for s in args.sizes}, "rows": [r.to_json() for r in rows],
+              "sizes": {s.name: vars(s) for s in args.sizes}, "rows": [r.to_json() for r in rows], "layers": layers,
               "compile": compiled, "wall_s": wall, "load_average_end": load}
     if args.json:
         with open(args.json, "w") as f:

@@ -22,7 +22,7 @@ def test_report_smallest_run(tmp_path):
     env = dict(os.environ, OPENBLAS_CORETYPE="Haswell")  # the report must drop it by re-executing
     done = subprocess.run(
         [sys.executable, "-m", "fastrnn.bench", "--quick", "--sizes", "S1", "--cells", "rnn",
-         "--no-compile-time", "--json", str(out_json)],
+         "--no-compile-time", "--no-layers", "--json", str(out_json)],
         env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     text = done.stdout
@@ -76,3 +76,19 @@ def test_missing_torch_is_skipped_cleanly(monkeypatch):
     row = bench.run_row(cell, size, "fwd", ["torch"], inputs, 1.0, bench.QUICK_POLICY)
     assert not row.timings and "torch" in row.skipped
     assert bench.format_row(row).split()[3:6] == ["-", "-", "-"]
+
+
+def test_layer_section_format():
+    from fastrnn.bench_layers import format_layer_section
+    text = format_layer_section([("LSTM layer fwd S2", 0.010, 0.011, "functional"),
+                                 ("GRU 2-layer bidir lengths fwd", 0.02, None, "torch packed")],
+                                [("LSTM stream step", 3.0, 45.0), ("GRU stream step", 2.5, None)])
+    assert "LSTM layer fwd S2" in text and "1.10x" in text and "15.00x" in text
+    assert text.count("-" * 100) == 2
+
+
+def test_stream_rows_run():
+    from fastrnn.bench_layers import stream_rows
+    rows = stream_rows(calls=20)
+    assert [r[0].split()[0] for r in rows] == ["LSTM", "GRU", "RNN"]
+    assert all(r[1] > 0 for r in rows)
