@@ -84,6 +84,23 @@ def _mat(buf, meta, i):
 
 
 @inline_kernel
+def _mat_or_empty(buf, meta, i, empty):
+    """_mat, or the shared ``empty`` (0, 0) view when the record is empty: carving a
+    view costs tens of ns (slice, reshape, reference counting) and unused ones abound."""
+    if meta[i + 1] * meta[i + 2] == 0:
+        return empty
+    return _mat(buf, meta, i)
+
+
+@inline_kernel
+def _cube_or_empty(buf, meta, i, empty):
+    """_cube, or the shared ``empty`` 3-D view when the record is empty (see _mat_or_empty)."""
+    if meta[i + 1] * meta[i + 2] * meta[i + 3] == 0:
+        return empty
+    return _cube(buf, meta, i)
+
+
+@inline_kernel
 def _cube(buf, meta, i):
     start, d0, d1, d2 = meta[i], meta[i + 1], meta[i + 2], meta[i + 3]
     return buf[start:start + d0 * d1 * d2].reshape(d0, d1, d2)
@@ -112,19 +129,20 @@ def _lstm_stack(x, params, state, seq, meta):
     """Run every LSTM layer over x (T*B, I); state updated in place, outputs in seq."""
     inp, lengths, r = _begin(x, meta)
     steps = inp.shape[0]
+    empty2, empty3 = params[:0].reshape(0, 0), params[:0].reshape(0, 0, 0)
     for _ in range(meta[0]):
         w_ih = _mat(params, meta, r)
-        w_ih_t = _mat(params, meta, r + 4)
+        w_ih_t = _mat_or_empty(params, meta, r + 4, empty2)
         w_hh = _mat(params, meta, r + 8)
-        w_hh_t = _mat(params, meta, r + 12)
-        w_hr = _mat(params, meta, r + 16)
-        w_hr_t = _mat(params, meta, r + 20)
+        w_hh_t = _mat_or_empty(params, meta, r + 12, empty2)
+        w_hr = _mat_or_empty(params, meta, r + 16, empty2)
+        w_hr_t = _mat_or_empty(params, meta, r + 20, empty2)
         bias = _vec(params, meta, r + 24)
         h = _mat(state, meta, r + 28)
         c = _mat(state, meta, r + 32)
-        c_all = _cube(state, meta, r + 36)
-        m_all = _cube(state, meta, r + 40)
-        h_proj = _mat(state, meta, r + 44)
+        c_all = _cube_or_empty(state, meta, r + 36, empty3)
+        m_all = _cube_or_empty(state, meta, r + 40, empty3)
+        h_proj = _mat_or_empty(state, meta, r + 44, empty2)
         y = _seq(seq, meta, r + 48, steps)
         gates = _seq(seq, meta, r + 52, steps)
         _lstm_layer(inp, w_ih, w_ih_t, w_hh, w_hh_t, w_hr, w_hr_t, bias, h, c, lengths, y, gates, c_all, m_all,
@@ -139,11 +157,12 @@ def _gru_stack(x, params, state, seq, meta):
     inp, lengths, r = _begin(x, meta)
     steps = inp.shape[0]
     reset_after = meta[2] != 0
+    empty2 = params[:0].reshape(0, 0)
     for _ in range(meta[0]):
         w_ih = _mat(params, meta, r)
-        w_ih_t = _mat(params, meta, r + 4)
+        w_ih_t = _mat_or_empty(params, meta, r + 4, empty2)
         w_hh = _mat(params, meta, r + 8)
-        w_hh_t = _mat(params, meta, r + 12)
+        w_hh_t = _mat_or_empty(params, meta, r + 12, empty2)
         b_1 = _vec(params, meta, r + 16)
         b_2 = _vec(params, meta, r + 20)
         b_3 = _vec(params, meta, r + 24)
