@@ -178,3 +178,48 @@ def test_stored_torch_layer_fixture(path):
         np.testing.assert_allclose(d_states[k], fx[f"dstate{k}"], **tol)
     for name, param in layer.named_parameters():
         np.testing.assert_allclose(param.grad, fx[f"grad.{name}"], err_msg=name, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls,extra", [("RNN", {}), ("GRU", {}), ("LSTM", {}), ("LSTM", {"proj_size": 2})])
+def test_state_dict_round_trip_torch_fastrnn_torch_is_bit_exact(cls, extra, dtype):
+    torch = pytest.importorskip("torch")
+    t_dtype = torch.float64 if dtype == np.float64 else torch.float32
+    source = getattr(torch.nn, cls)(3, 5, num_layers=2, bidirectional=True, **extra).to(t_dtype)
+    ours = getattr(fastrnn, cls)(3, 5, num_layers=2, bidirectional=True, dtype=dtype, **extra)
+    ours.load_state_dict(source.state_dict())
+    back = getattr(torch.nn, cls)(3, 5, num_layers=2, bidirectional=True, **extra).to(t_dtype)
+    back.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    for (name, a), (name_b, b) in zip(source.state_dict().items(), back.state_dict().items()):
+        assert name == name_b and torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("cls,extra", [("RNN", {"nonlinearity": "relu"}), ("GRU", {"reset_after": False}),
+                                       ("LSTM", {"proj_size": 2})])
+def test_save_load_round_trip(tmp_path, cls, extra):
+    layer = getattr(fastrnn, cls)(3, 5, num_layers=2, bidirectional=True, batch_first=True, seed=4, **extra)
+    path = tmp_path / "layer.npz"
+    fastrnn.nn.save(layer, path)
+    again = fastrnn.nn.load(path)
+    assert type(again) is type(layer) and again.config() == layer.config()
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 4, 3)).astype(np.float32)
+    layer.eval(), again.eval()
+    np.testing.assert_array_equal(again(x)[0], layer(x)[0])
+
+
+def test_state_dict_errors_name_every_bad_key():
+    layer = fastrnn.GRU(3, 5, num_layers=2)
+    state = layer.state_dict()
+    state.pop("weight_hh_l1")
+    state["weight_ih_l0"] = np.zeros((2, 2), np.float32)
+    state["extra"] = np.zeros(1, np.float32)
+    with pytest.raises(ValueError) as info:
+        layer.load_state_dict(state)
+    message = str(info.value)
+    assert "weight_hh_l1" in message and "weight_ih_l0" in message and "extra" in message
+
+
+def test_lengths_with_wrong_batch_size():
+    layer = fastrnn.LSTM(I, H)
+    with pytest.raises(ValueError, match=r"lengths must have shape \(B,\) = \(3,\), got shape \(2,\)"):
+        layer(np.zeros((T, B, I), np.float32), lengths=[1, 2])
