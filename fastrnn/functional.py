@@ -12,6 +12,9 @@ h_n is the state at its last valid step.
 
 The context keeps references to the forward's arrays (inputs included, as
 autograd does): do not modify them in place before calling the backward.
+
+``device="cuda"`` runs the same call on fastrnn.cuda after the same checks (see
+``_placement``); the backward runs where its forward ran.
 """
 from typing import NamedTuple, Optional
 
@@ -121,7 +124,34 @@ def _bias_grads(ctx, db_ih, db_hh):
     return (db_ih if ctx.has_b_ih else None), (db_hh if ctx.has_b_hh else None)
 
 
-def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, training=False, w_hr=None):
+# --- device="cuda" (fastrnn.cuda, imported only when asked for) ------------------
+def _placement(device, **arrays):
+    """``(gpu, arrays)`` for one call; ``device`` is "cpu", "cuda" or a Context.
+
+    On "cpu", gpu is None and the arrays come back unchanged. On "cuda", gpu is a
+    fastrnn.cuda Placement and the arrays are host stand-ins of any device arrays
+    (same shape and dtype), so the checks below run unchanged; gpu's methods then
+    run the CUDA kernels on the validated arguments. ``import fastrnn`` never
+    imports numba.cuda: this function does, on the first "cuda" call.
+    """
+    if isinstance(device, Context):
+        device = getattr(device.saved, "device", "cpu")
+    if device == "cpu":
+        for name, value in arrays.items():
+            if value is None or type(value) is np.ndarray:
+                continue
+            if getattr(value, "__cuda_ndarray__", False) or hasattr(value, "__cuda_array_interface__"):
+                raise TypeError(f"{name} is a CUDA device array but device='cpu'; pass device='cuda' "
+                                "(or copy it to the host)")
+        return None, tuple(arrays.values())
+    check.choice("device", device, ("cpu", "cuda"))
+    from .cuda.dispatch import Placement
+    gpu = Placement(arrays)
+    return gpu, gpu.stand_ins
+
+
+def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, training=False, w_hr=None,
+         device="cpu"):
     """LSTM over a whole sequence (gates i, f, g, o), optionally with projection.
 
     x (T, B, I); w_ih (4H, I); w_hh (4H, H); b_ih, b_hh (4H,) or None; h0, c0 (B, H)
@@ -130,12 +160,18 @@ def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, tr
     w_hh is (4H, P) and h0, h_n, y have width P.
     Returns ``(y, h_n, c_n, ctx)``: y (T, B, H), h_n and c_n (B, H), ctx for
     :func:`lstm_backward` (None unless ``training``). Same dtype as x.
+    ``device``: "cpu" or "cuda" (fastrnn.cuda; see the module docstring).
     """
+    gpu, (x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr) = _placement(
+        device, x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, c0=c0, lengths=lengths, w_hr=w_hr)
     x, w_ih, w_hh, b_ih, b_hh, w_hr, hidden, lengths, training = _prepare(
         x, w_ih, w_hh, b_ih, b_hh, 4, lengths, training, w_hr)
     width = hidden if w_hr is None else w_hr.shape[0]
     h0 = check.state("h0", h0, x.shape[1], width, x.dtype, "(B, P)" if w_hr is not None else "(B, H)")
     c0 = check.state("c0", c0, x.shape[1], hidden, x.dtype)
+    if gpu:
+        y, h_n, c_n, saved = gpu.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, w_hr)
+        return y, h_n, c_n, (Context("lstm", saved, x, hidden, b_ih, b_hh, width) if training else None)
     bias = _summed_bias(b_ih, b_hh, 4 * hidden, x.dtype)
     y, h_n, c_n, saved = _lstm.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training, w_hr)
     ctx = Context("lstm", saved, x, hidden, b_ih, b_hh, width) if training else None
@@ -151,14 +187,20 @@ def lstm_backward(ctx, dy, dh_n=None, dc_n=None):
     outputs are constant zero).
     """
     ctx = _context(ctx, "lstm")
+    gpu, (dy, dh_n, dc_n) = _placement(ctx, dy=dy, dh_n=dh_n, dc_n=dc_n)
     dy, (dh_n, dc_n) = _output_grads(ctx, dy, (("dh_n", dh_n, ctx.width, "(B, H)"),
                                                ("dc_n", dc_n, ctx.hidden, "(B, H)")))
+    if gpu:
+        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = gpu.lstm_backward(ctx.saved, dy, dh_n, dc_n)
+        grads = (dx, dh0, dc0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
+        return LSTMGrads(*grads) if dw_hr is None else LSTMProjectionGrads(*grads, dw_hr)
     dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr = _lstm.lstm_backward(ctx.saved, dy, dh_n, dc_n)
     grads = (dx, dh0, dc0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))
     return LSTMGrads(*grads) if dw_hr is None else LSTMProjectionGrads(*grads, dw_hr)
 
 
-def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=False, reset_after=True):
+def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=False, reset_after=True,
+        device="cpu"):
     """GRU over a whole sequence (gates r, z, n).
 
     ``reset_after=True`` is PyTorch's form, n = tanh(W_in x + b_in + r * (W_hn h + b_hn));
@@ -166,10 +208,16 @@ def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=Fal
     x (T, B, I); w_ih (3H, I); w_hh (3H, H); b_ih, b_hh (3H,) or None; h0 (B, H) or
     None; lengths (B,) or None. Returns ``(y, h_n, ctx)``: y (T, B, H), h_n (B, H),
     ctx for :func:`gru_backward` (None unless ``training``).
+    ``device``: "cpu" or "cuda" (fastrnn.cuda; see the module docstring).
     """
+    gpu, (x, w_ih, w_hh, b_ih, b_hh, h0, lengths) = _placement(
+        device, x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, lengths=lengths)
     x, w_ih, w_hh, b_ih, b_hh, _, hidden, lengths, training = _prepare(x, w_ih, w_hh, b_ih, b_hh, 3, lengths, training)
     reset_after = check.flag("reset_after", reset_after)
     h0 = check.state("h0", h0, x.shape[1], hidden, x.dtype)
+    if gpu:
+        y, h_n, saved = gpu.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after)
+        return y, h_n, (Context("gru", saved, x, hidden, b_ih, b_hh) if training else None)
     y, h_n, saved = _gru.gru_forward(x, w_ih, w_hh, _zeros_if_none(b_ih, 3 * hidden, x.dtype),
                                      _zeros_if_none(b_hh, 3 * hidden, x.dtype), h0, lengths, training, reset_after)
     ctx = Context("gru", saved, x, hidden, b_ih, b_hh) if training else None
@@ -182,21 +230,32 @@ def gru_backward(ctx, dy, dh_n=None):
     Returns :class:`GRUGrads` (dx, dh0, dw_ih, dw_hh, db_ih, db_hh).
     """
     ctx = _context(ctx, "gru")
+    gpu, (dy, dh_n) = _placement(ctx, dy=dy, dh_n=dh_n)
     dy, (dh_n,) = _output_grads(ctx, dy, (("dh_n", dh_n, ctx.hidden, "(B, H)"),))
+    if gpu:
+        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = gpu.gru_backward(ctx.saved, dy, dh_n)
+        return GRUGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
     dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _gru.gru_backward(ctx.saved, dy, dh_n)
     return GRUGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
 
 
-def rnn(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=False, nonlinearity="tanh"):
+def rnn(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=False, nonlinearity="tanh",
+        device="cpu"):
     """Elman RNN over a whole sequence: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
 
     nonlinearity "tanh" or "relu". x (T, B, I); w_ih (H, I); w_hh (H, H); b_ih,
     b_hh (H,) or None; h0 (B, H) or None; lengths (B,) or None.
     Returns ``(y, h_n, ctx)``: y (T, B, H), h_n (B, H), ctx for :func:`rnn_backward`.
+    ``device``: "cpu" or "cuda" (fastrnn.cuda; see the module docstring).
     """
+    gpu, (x, w_ih, w_hh, b_ih, b_hh, h0, lengths) = _placement(
+        device, x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, lengths=lengths)
     x, w_ih, w_hh, b_ih, b_hh, _, hidden, lengths, training = _prepare(x, w_ih, w_hh, b_ih, b_hh, 1, lengths, training)
     use_relu = check.choice("nonlinearity", nonlinearity, ("tanh", "relu")) == "relu"
     h0 = check.state("h0", h0, x.shape[1], hidden, x.dtype)
+    if gpu:
+        y, h_n, saved = gpu.rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, use_relu)
+        return y, h_n, (Context("rnn", saved, x, hidden, b_ih, b_hh) if training else None)
     bias = _summed_bias(b_ih, b_hh, hidden, x.dtype)
     y, h_n, saved = _rnn.rnn_forward(x, w_ih, w_hh, bias, h0, lengths, training, use_relu)
     ctx = Context("rnn", saved, x, hidden, b_ih, b_hh) if training else None
@@ -209,6 +268,10 @@ def rnn_backward(ctx, dy, dh_n=None):
     Returns :class:`RNNGrads` (dx, dh0, dw_ih, dw_hh, db_ih, db_hh).
     """
     ctx = _context(ctx, "rnn")
+    gpu, (dy, dh_n) = _placement(ctx, dy=dy, dh_n=dh_n)
     dy, (dh_n,) = _output_grads(ctx, dy, (("dh_n", dh_n, ctx.hidden, "(B, H)"),))
+    if gpu:
+        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = gpu.rnn_backward(ctx.saved, dy, dh_n)
+        return RNNGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
     dx, dh0, dw_ih, dw_hh, db = _rnn.rnn_backward(ctx.saved, dy, dh_n)
     return RNNGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))
