@@ -56,6 +56,7 @@ class _RecurrentBase(Module, register=False):
         self.cell_options = cell_options
         self._rng = np.random.default_rng(seed)
         self._saved = None
+        self._device = "cpu"
         bound = 1.0 / np.sqrt(self.hidden_size)
         width = self._gates * self.hidden_size
         for layer in range(self.num_layers):
@@ -109,6 +110,26 @@ class _RecurrentBase(Module, register=False):
             return getattr(self, f"{name}_l{layer}{suffix}")
         biases = [param("bias_ih"), param("bias_hh")] if self.bias else [None, None]
         return [param("weight_ih"), param("weight_hh"), *biases, param("weight_hr") if self.proj_size else None]
+
+    @property
+    def device(self):
+        """Where the kernels run: "cpu" or "cuda" (see :meth:`to`)."""
+        return self._device
+
+    def to(self, device):
+        """Run this layer's kernels on ``device`` ("cpu" or "cuda"); returns self.
+
+        Parameters stay NumPy arrays on the host (their ``.grad`` too); on "cuda" each
+        call copies them to the GPU, runs the CUDA kernels and returns NumPy results,
+        so a model mixes CPU and GPU layers freely. Raises ``RuntimeError`` naming what
+        is missing when CUDA is unusable.
+        """
+        device = check.choice("device", device, ("cpu", "cuda"))
+        if device == "cuda":
+            from ..cuda import require  # imported only when asked for: import fastrnn stays CUDA-free
+            require()
+        self._device = device
+        return self
 
     def stream(self, batch_size=1):
         """A :class:`fastrnn.nn.streaming.Stream` for step-by-step inference with this
@@ -279,7 +300,7 @@ class RNN(_SingleStateRecurrent):
                          dtype, seed, nonlinearity=nonlinearity)
 
     def _call_cell(self, x, weights, states, lengths, training):
-        return F.rnn(x, *weights[:4], states[0], lengths, training, **self.cell_options)
+        return F.rnn(x, *weights[:4], states[0], lengths, training, device=self._device, **self.cell_options)
 
     def _call_backward(self, ctx, dy, d_finals):
         return F.rnn_backward(ctx, dy, d_finals[0])
@@ -300,7 +321,7 @@ class GRU(_SingleStateRecurrent):
                          dtype, seed, reset_after=check.flag("reset_after", reset_after))
 
     def _call_cell(self, x, weights, states, lengths, training):
-        return F.gru(x, *weights[:4], states[0], lengths, training, **self.cell_options)
+        return F.gru(x, *weights[:4], states[0], lengths, training, device=self._device, **self.cell_options)
 
     def _call_backward(self, ctx, dy, d_finals):
         return F.gru_backward(ctx, dy, d_finals[0])
@@ -364,7 +385,8 @@ class LSTM(_RecurrentBase):
         return value
 
     def _call_cell(self, x, weights, states, lengths, training):
-        return F.lstm(x, *weights[:4], states[0], states[1], lengths, training, w_hr=weights[4])
+        return F.lstm(x, *weights[:4], states[0], states[1], lengths, training, w_hr=weights[4],
+                      device=self._device)
 
     def _call_backward(self, ctx, dy, d_finals):
         return F.lstm_backward(ctx, dy, d_finals[0], d_finals[1])
