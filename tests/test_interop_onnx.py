@@ -180,3 +180,106 @@ def test_ready_models_export(kind, tokens):
         (got,) = session.run(None, feeds)
         want = model(x, lengths if with_lengths else None)
         _assert_close([got], [want])
+
+
+@pytest.mark.parametrize("cell,layers,input_size,output_size",
+                         [("gru", 1, 1, 1), ("lstm", 2, 3, 2), ("rnn", 1, 2, None)])
+def test_forecaster_exports(cell, layers, input_size, output_size):
+    models = pytest.importorskip("fastrnn.models")
+    model = models.Forecaster(input_size, hidden_size=6, horizon=4, output_size=output_size, cell=cell,
+                              num_layers=layers, dropout=0.2, seed=3).eval()
+    session = _session(fonnx.export(model))
+    assert [o.name for o in session.get_outputs()] == ["y"]
+    rng = np.random.default_rng(6)
+    for B, W in ((5, 8), (2, 3)):  # dynamic batch and window
+        x = rng.standard_normal((B, W, input_size)).astype(np.float32)
+        (got,) = session.run(None, {"x": x})
+        _assert_close([got], [model.predict(x)])
+    if input_size == 1:  # a univariate (B, W) window is fed as x[..., None]
+        x = rng.standard_normal((3, 6)).astype(np.float32)
+        (got,) = session.run(None, {"x": x[..., None]})
+        _assert_close([got[:, :, 0]], [model.predict(x)])
+    with pytest.raises(ValueError, match="lengths"):
+        fonnx.export(model, lengths=True)
+
+
+@pytest.mark.parametrize("cell,layers", [("lstm", 2), ("gru", 1), ("rnn", 2)])
+def test_char_lm_exports_logits_and_state(cell, layers):
+    models = pytest.importorskip("fastrnn.models")
+    model = models.CharLM(11, embedding_dim=4, hidden_size=6, cell=cell, num_layers=layers, seed=4).eval()
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 11, (3, 9))
+    session = _session(fonnx.export(model))
+    names = ["y", "h_n", "c_n"] if cell == "lstm" else ["y", "h_n"]
+    assert [o.name for o in session.get_outputs()] == names
+    logits, state = model(x)
+    state = list(state) if cell == "lstm" else [state]
+    _assert_close(session.run(None, {"indices": x}), [logits, *state])
+    # stateful: chunks chained through h0 (c0) reproduce the model's chunked run; dynamic batch and time
+    stateful = _session(fonnx.export(model, initial_state=True))
+    assert [i.name for i in stateful.get_inputs()] == ["indices", "h0", "c0"][:len(names)]
+    x2 = rng.integers(0, 11, (3, 4))
+    logits2, state2 = model(x2, tuple(state) if cell == "lstm" else state[0])
+    feeds = {"indices": x2, **dict(zip(["h0", "c0"], state))}
+    state2 = list(state2) if cell == "lstm" else [state2]
+    _assert_close(stateful.run(None, feeds), [logits2, *state2])
+
+
+def _greedy_onnx(encoder, decoder, src, max_len, bos_id, eos_id, src_lengths=None):
+    """Seq2Seq.predict's greedy loop, driven over the two exported graphs with onnxruntime."""
+    enc_session, dec_session = _session(encoder), _session(decoder)
+    feeds = {"src": src} if src_lengths is None else {"src": src, "src_lengths": src_lengths}
+    enc = dict(zip([o.name for o in enc_session.get_outputs()], enc_session.run(None, feeds)))
+    wanted = {i.name for i in dec_session.get_inputs()}
+    fixed = {k: enc[k] for k in ("enc_y", "src_mask") if k in wanted}
+    state = {"h0": enc["h_n"], **({"c0": enc["c_n"]} if "c_n" in enc else {})}
+    token = np.full(len(src), bos_id, np.int64)
+    out = np.full((len(src), max_len), -1, np.int64)
+    done = np.zeros(len(src), bool)
+    steps = []
+    for t in range(max_len):
+        logits, *new_state = dec_session.run(None, {"token": token, **state, **fixed})
+        steps.append(logits)
+        state = dict(zip(state, new_state))
+        token = logits.argmax(axis=-1)
+        if eos_id is not None:
+            token = np.where(done, eos_id, token)
+            done |= token == eos_id
+        out[:, t] = token
+        if eos_id is not None and done.all():
+            out[:, t + 1:] = eos_id
+            break
+    return out, enc, steps
+
+
+@pytest.mark.parametrize("cell,attention,with_lengths,eos_id", [
+    ("gru", True, True, None), ("lstm", True, False, 0), ("lstm", False, True, None), ("rnn", False, False, 8),
+    ("gru", True, False, 5)])
+def test_seq2seq_two_graphs_reproduce_greedy_decoding(tmp_path, cell, attention, with_lengths, eos_id):
+    models = pytest.importorskip("fastrnn.models")
+    model = models.Seq2Seq(12, 10, embedding_dim=6, hidden_size=8, cell=cell, attention=attention, bos_id=1,
+                           eos_id=eos_id, seed=5).eval()
+    rng = np.random.default_rng(0)
+    for p in model.parameters():  # larger weights than the initialisation: decodes that are not constant
+        p.data[...] = 0.7 * rng.standard_normal(p.data.shape)
+    encoder, decoder = fonnx.export_seq2seq(model, tmp_path / "enc.onnx", tmp_path / "dec.onnx",
+                                            lengths=with_lengths)
+    assert onnx.load(str(tmp_path / "enc.onnx")) == encoder and onnx.load(str(tmp_path / "dec.onnx")) == decoder
+    for proto in (encoder, decoder):
+        onnx.checker.check_model(proto, full_check=True)
+    rng = np.random.default_rng(8)
+    for B, Ts in ((4, 6), (2, 3)):
+        src = rng.integers(0, 12, (B, Ts))
+        src_lengths = np.array([Ts, 1, Ts - 1, 2][:B]) if with_lengths else None
+        got, enc, steps = _greedy_onnx(encoder, decoder, src, 7, model.bos_id, eos_id, src_lengths)
+        want = model.predict(src, 7, src_lengths)
+        np.testing.assert_array_equal(got, want)
+        assert B == 2 or len(np.unique(want)) > 2
+        # the encoder's outputs, and every step's logits (teacher-forced on the decoded tokens), within 1e-5
+        enc_y, state, _ = model._encode(src, src_lengths)
+        state = list(state) if cell == "lstm" else [state]
+        _assert_close([enc["enc_y"], enc["h_n"], *([enc["c_n"]] if cell == "lstm" else [])], [enc_y, *state])
+        tgt_in = np.concatenate([np.full((B, 1), model.bos_id), got[:, :len(steps) - 1]], axis=1)
+        _assert_close([np.stack(steps, axis=1)], [model.forward(src, tgt_in, src_lengths)])
+    with pytest.raises(TypeError, match="export_seq2seq"):
+        fonnx.export(model)

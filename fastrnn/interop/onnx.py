@@ -20,9 +20,19 @@ recurrent layers) as an ONNX graph that any ONNX runtime executes:
 - heads use plain operators: ``Linear`` is ``MatMul`` (+ ``Add``), ``Embedding``
   is ``Gather``, ``Dropout`` is the identity (inference).
 
-The ready models ``fastrnn.models.SequenceTagger`` and ``SequenceClassifier``
-(``pooling="last"`` or ``"mean"``) export too: input ``indices`` (B, T) int64 or
-``x`` (B, T, F), optional ``lengths``, output ``y`` (logits).
+The ready models of ``fastrnn.models`` export too:
+
+- ``SequenceTagger`` and ``SequenceClassifier`` (``pooling="last"`` or ``"mean"``):
+  input ``indices`` (B, T) int64 or ``x`` (B, T, F), optional ``lengths``, output
+  ``y`` (logits);
+- ``Forecaster``: input ``x`` (B, W, input_size) (feed a univariate (B, W) window as
+  ``x[..., None]``), output ``y`` (B, horizon, output_size), the direct forecast;
+- ``CharLM``: input ``indices`` (B, T) int64, with ``initial_state=True`` also ``h0``
+  (and ``c0``) (num_layers, B, H); outputs ``y`` (B, T, vocab_size) logits and the
+  final state ``h_n`` (and ``c_n``) to feed back as the next chunk's ``h0`` (``c0``);
+- ``Seq2Seq``: greedy decoding is a loop, not one graph, so :func:`export_seq2seq`
+  writes two graphs, an encoder and a one-step decoder, that a caller's loop runs
+  (see there).
 
 LSTM projections (``proj_size > 0``) have no standard ONNX form and raise
 ``NotImplementedError``. Other module types can be taught with
@@ -47,7 +57,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("fastrnn.onnx needs the onnx package: pip install 'fastrnn[onnx]'") from exc
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["export", "to_model", "register_exporter", "Graph", "DEFAULT_OPSET"]
+__all__ = ["export", "export_seq2seq", "to_model", "register_exporter", "Graph", "DEFAULT_OPSET"]
 
 DEFAULT_OPSET = 17
 
@@ -86,7 +96,8 @@ class Graph:
         array = np.asarray(array)
         if array.dtype.kind == "f":
             array = array.astype(self.dtype, copy=False)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        array = np.ascontiguousarray(array).reshape(array.shape)  # (keeps a scalar 0-d)
+        self.initializers.append(numpy_helper.from_array(array, name))
         return name
 
     def ints(self, hint, values):
@@ -289,7 +300,9 @@ def register_exporter(module_type, function):
     ``function(graph, module, x, context) -> y``: given the :class:`Graph`, the
     module and the name of its input tensor, add nodes and return the name of its
     output tensor. ``context`` is a dict (``context["lengths"]``: name of the int64
-    lengths input or None). Later registrations win over earlier ones.
+    lengths input or None; ``context["initial_state"]``: whether the caller asked for
+    state inputs; ``context["outputs"]``: a dict where an exporter may leave further
+    tensors by output name, e.g. ``"h_n"``). Later registrations win over earlier ones.
     """
     _EXPORTERS.insert(0, (module_type, function))
 
@@ -329,19 +342,39 @@ def _register_torch():
 # --------------------------------------------------------------------------- ready models
 
 def _ready_model(module):
-    """(input name, input elem type, input shape, output shape, emit) for fastrnn.models' tagger and
-    classifier; None for anything else."""
+    """(input name, input elem type, input shape, outputs [(name, shape)], the export options it takes)
+    for the ready models of fastrnn.models; None for anything else."""
     models = sys.modules.get("fastrnn.models")
-    if models is None or not isinstance(module, (models.SequenceTagger, models.SequenceClassifier)):
+    if models is None:
         return None
-    rnn = module.rnn
-    if module.embedding is not None:
-        spec_in = ("indices", TensorProto.INT64, ["batch", "time"])
-    else:
-        spec_in = ("x", None, ["batch", "time", rnn.input_size])
-    tagger = isinstance(module, models.SequenceTagger)
-    out_shape = ["batch", "time", module.head.out_features] if tagger else ["batch", module.head.out_features]
-    return (*spec_in, out_shape, _emit_tagger if tagger else _emit_classifier)
+    if isinstance(module, (models.SequenceTagger, models.SequenceClassifier)):
+        rnn = module.rnn
+        if module.embedding is not None:
+            spec_in = ("indices", TensorProto.INT64, ["batch", "time"])
+        else:
+            spec_in = ("x", None, ["batch", "time", rnn.input_size])
+        tagger = isinstance(module, models.SequenceTagger)
+        out_shape = ["batch", "time", module.head.out_features] if tagger else ["batch", module.head.out_features]
+        return (*spec_in, [("y", out_shape)], {"lengths"})
+    if isinstance(module, models.Forecaster):
+        return ("x", None, ["batch", "time", module.input_size],
+                [("y", ["batch", module.horizon, module.output_size])], set())
+    if isinstance(module, models.CharLM):
+        state = [module.rnn.num_layers, "batch", module.rnn.hidden_size]
+        outputs = [("y", ["batch", "time", module.vocab_size]), ("h_n", state)]
+        return ("indices", TensorProto.INT64, ["batch", "time"],
+                outputs + ([("c_n", state)] if module.cell == "lstm" else []), {"initial_state"})
+    return None
+
+
+def _register_models():
+    models = sys.modules.get("fastrnn.models")
+    if models is None:
+        return
+    for cls, function in ((models.SequenceTagger, _emit_tagger), (models.SequenceClassifier, _emit_classifier),
+                          (models.Forecaster, _emit_forecaster), (models.CharLM, _emit_char_lm)):
+        if not any(t is cls for t, _ in _EXPORTERS):
+            register_exporter(cls, function)
 
 
 def _embed(g, module, x, context):
@@ -376,6 +409,38 @@ def _emit_classifier(g, module, x, context):
             count = g.node("Unsqueeze", [count, g.ints("pool_unsqueeze", [1])], "pool_count_b1")
         feat = g.node("Div", [total, count], "pool_mean")
     return _emit_linear(g, module.head, feat, context)
+
+
+def _spec(module):
+    return _RecurrentSpec(module, *_recurrent_kind(module))
+
+
+def _emit_forecaster(g, module, x, context):
+    spec = _spec(module.rnn)
+    x_tm = g.node("Transpose", [x], "forecaster_x_tm", perm=[1, 0, 2])
+    _, h_n, _ = _emit_recurrent_core(g, spec, x_tm, prefix=spec.cell)
+    top = g.node("Gather", [h_n, g.const("forecaster_top", np.array(spec.num_layers - 1, np.int64))],
+                 "forecaster_h", axis=0)  # the top layer's final h (B, H); Dropout is the identity
+    y = _emit_linear(g, module.head, top, context)
+    return g.node("Reshape", [y, g.ints("forecaster_shape", [0, module.horizon, module.output_size])], "forecast")
+
+
+def _emit_char_lm(g, module, x, context):
+    spec = _spec(module.rnn)
+    h0 = c0 = None
+    if context.get("initial_state"):
+        shape = [spec.num_layers, "batch", spec.hidden_size]
+        h0 = g.add_input("h0", g.elem_type, shape)
+        c0 = g.add_input("c0", g.elem_type, shape) if spec.cell == "lstm" else None
+    ids_tm = g.node("Transpose", [x], "char_lm_ids_tm", perm=[1, 0])
+    e = _emit_embedding(g, module.embedding, ids_tm, context)
+    y, h_n, c_n = _emit_recurrent_core(g, spec, e, context.get("lengths"), h0, c0, prefix=spec.cell)
+    outputs = context.setdefault("outputs", {})
+    outputs["h_n"] = h_n
+    if c_n is not None:
+        outputs["c_n"] = c_n
+    logits = _emit_linear(g, module.head, y, context)  # (T, B, V)
+    return g.node("Transpose", [logits], "char_lm_logits", perm=[1, 0, 2])
 
 
 # --------------------------------------------------------------------------- entry points
@@ -424,6 +489,11 @@ def _output_width(module):
 def to_model(module, *, lengths=False, initial_state=False, opset=DEFAULT_OPSET, dtype=None):
     """Build the ONNX ``ModelProto`` for ``module`` (see :func:`export`); checked with ``onnx.checker``."""
     _register_torch()
+    _register_models()
+    models = sys.modules.get("fastrnn.models")
+    if models is not None and isinstance(module, models.Seq2Seq):
+        raise TypeError("a Seq2Seq model is two graphs (encoder and one decoder step): "
+                        "use fastrnn.onnx.export_seq2seq")
     cell, origin = _recurrent_kind(module)
     if cell is not None:
         spec = _RecurrentSpec(module, cell, origin)
@@ -447,13 +517,17 @@ def to_model(module, *, lengths=False, initial_state=False, opset=DEFAULT_OPSET,
         if c_n is not None:
             g.add_output("c_n", c_n, g.elem_type, state_shape)
     elif _ready_model(module) is not None:
-        if initial_state:
-            raise ValueError("initial_state=True is only supported when exporting a single recurrent layer")
-        name, elem_type, in_shape, out_shape, emit = _ready_model(module)
+        name, elem_type, in_shape, outputs, options = _ready_model(module)
+        for option, value in (("lengths", lengths), ("initial_state", initial_state)):
+            if value and option not in options:
+                raise ValueError(f"{option}=True is not supported when exporting {type(module).__name__}")
         g = Graph(_model_dtype(module) if dtype is None else dtype)
         x = g.add_input(name, g.elem_type if elem_type is None else elem_type, in_shape)
         lens = g.add_input("lengths", TensorProto.INT64, ["batch"]) if lengths else None
-        g.add_output("y", emit(g, module, x, {"lengths": lens}), g.elem_type, out_shape)
+        context = {"lengths": lens, "initial_state": initial_state, "outputs": {}}
+        context["outputs"]["y"] = _emit(g, module, x, context)
+        for out_name, shape in outputs:
+            g.add_output(out_name, context["outputs"][out_name], g.elem_type, shape)
     else:
         if initial_state:
             raise ValueError("initial_state=True is only supported when exporting a single recurrent layer")
@@ -480,9 +554,11 @@ def export(module, path=None, *, lengths=False, initial_state=False, opset=DEFAU
 
     module: a recurrent layer (fastrnn.nn, torch.nn or fastrnn.torch LSTM/GRU/RNN), a
     Sequential of Embedding/Linear/Dropout/recurrent layers (fastrnn.nn or torch.nn), or a
-    fastrnn.models SequenceTagger / SequenceClassifier.
-    lengths: add the int64 input ``lengths`` (B,) for variable-length batches.
-    initial_state: add ``h0`` (and ``c0``) inputs (single recurrent layer only).
+    fastrnn.models SequenceTagger / SequenceClassifier / Forecaster / CharLM (a Seq2Seq
+    goes through :func:`export_seq2seq`).
+    lengths: add the int64 input ``lengths`` (B,) for variable-length batches (layers,
+    Sequentials, tagger and classifier).
+    initial_state: add ``h0`` (and ``c0``) inputs (a single recurrent layer, or CharLM).
     opset: the ONNX opset (default 17; 13 or newer).
     dtype: the model's float type (default: the module's). onnxruntime's CPU
     LSTM/GRU/RNN kernels run float32 only, so export float64 layers with
@@ -493,3 +569,89 @@ def export(module, path=None, *, lengths=False, initial_state=False, opset=DEFAU
     if path is not None:
         onnx.save(model, str(path) if not hasattr(path, "write") else path)
     return model
+
+
+def export_seq2seq(model, encoder_path=None, decoder_path=None, *, lengths=False, opset=DEFAULT_OPSET, dtype=None):
+    """Export a ``fastrnn.models.Seq2Seq`` as two ONNX graphs; returns ``(encoder, decoder)`` ModelProtos
+    (each written to its path when given).
+
+    Encoder: inputs ``src`` (B, Ts) int64 and, with ``lengths=True``, ``src_lengths``
+    (B,) int64; outputs ``enc_y`` (B, Ts, H) (zero past each length), ``h_n`` (and
+    ``c_n`` for an LSTM) (1, B, H), and with attention and lengths ``src_mask`` (B, Ts)
+    bool (True at valid source positions).
+
+    Decoder, one step: inputs ``token`` (B,) int64 (the previous token, ``bos_id``
+    first), ``h0`` (and ``c0``) (1, B, H) (the encoder's final state first, then the
+    previous step's), with attention ``enc_y`` and, with lengths, ``src_mask``;
+    outputs ``logits`` (B, tgt_vocab) and the new state ``h_n`` (and ``c_n``).
+    Greedy decoding as ``Seq2Seq.predict`` does it, with onnxruntime sessions::
+
+        enc = dict(zip([o.name for o in enc_session.get_outputs()],
+                       enc_session.run(None, {"src": src, "src_lengths": src_lengths})))
+        wanted = {i.name for i in dec_session.get_inputs()}
+        fixed = {k: enc[k] for k in ("enc_y", "src_mask") if k in wanted}
+        state = {"h0": enc["h_n"], **({"c0": enc["c_n"]} if "c_n" in enc else {})}
+        token = np.full(len(src), model.bos_id, np.int64)
+        for t in range(max_len):
+            logits, *new_state = dec_session.run(None, {"token": token, **state, **fixed})
+            token = logits.argmax(-1)  # plus predict's eos_id bookkeeping when it is set
+            state = dict(zip(state, new_state))
+    """
+    models = sys.modules.get("fastrnn.models")
+    if models is None or not isinstance(model, models.Seq2Seq):
+        raise TypeError(f"export_seq2seq needs a fastrnn.models.Seq2Seq, got {type(model).__name__}")
+    dtype = _model_dtype(model) if dtype is None else dtype
+    hidden, lstm = model.hidden_size, model.cell == "lstm"
+    state_shape = [1, "batch", hidden]
+    enc_shape = ["batch", "src_time", hidden]
+    use_mask = lengths and model.attention
+
+    g = Graph(dtype)
+    src = g.add_input("src", TensorProto.INT64, ["batch", "src_time"])
+    lens = g.add_input("src_lengths", TensorProto.INT64, ["batch"]) if lengths else None
+    e = _emit_embedding(g, model.src_embedding, g.node("Transpose", [src], "src_tm", perm=[1, 0]), {})
+    y, h_n, c_n = _emit_recurrent_core(g, _spec(model.encoder), e, lens, prefix="encoder")
+    g.add_output("enc_y", g.node("Transpose", [y], "enc_y_bf", perm=[1, 0, 2]), g.elem_type, enc_shape)
+    g.add_output("h_n", h_n, g.elem_type, state_shape)
+    if lstm:
+        g.add_output("c_n", c_n, g.elem_type, state_shape)
+    if use_mask:
+        axis, zero, one = (g.const(hint, np.array(v, np.int64)) for hint, v in (("axis", 1), ("zero", 0), ("one", 1)))
+        steps = g.node("Gather", [g.node("Shape", [src], "src_shape"), axis], "src_steps", axis=0)
+        positions = g.node("Range", [zero, steps, one], "positions")
+        mask = g.node("Less", [g.node("Unsqueeze", [positions, g.ints("mask_axis0", [0])], "positions_1s"),
+                               g.node("Unsqueeze", [lens, g.ints("mask_axis1", [1])], "lengths_b1")], "mask")
+        g.add_output("src_mask", mask, TensorProto.BOOL, ["batch", "src_time"])
+    encoder = g.model(opset, "fastrnn_seq2seq_encoder")
+
+    g = Graph(dtype)
+    token = g.add_input("token", TensorProto.INT64, ["batch"])
+    h0 = g.add_input("h0", g.elem_type, state_shape)
+    c0 = g.add_input("c0", g.elem_type, state_shape) if lstm else None
+    enc_y = g.add_input("enc_y", g.elem_type, enc_shape) if model.attention else None
+    mask = g.add_input("src_mask", TensorProto.BOOL, ["batch", "src_time"]) if use_mask else None
+    ids = g.node("Unsqueeze", [token, g.ints("token_axis", [0])], "token_1b")  # (1, B): one time step
+    e = _emit_embedding(g, model.tgt_embedding, ids, {})
+    y, h_n, c_n = _emit_recurrent_core(g, _spec(model.decoder), e, None, h0, c0, prefix="decoder")
+    dec = g.node("Transpose", [y], "dec_b1h", perm=[1, 0, 2])  # (B, 1, H)
+    if model.attention:  # Luong dot attention over the encoder outputs, padded positions masked
+        scores = g.node("MatMul", [dec, g.node("Transpose", [enc_y], "enc_bht", perm=[0, 2, 1])], "scores")
+        if mask is not None:
+            keep = g.node("Unsqueeze", [mask, g.ints("mask_axis", [1])], "mask_b1s")
+            scores = g.node("Where", [keep, scores, g.const("masked", np.array(-1e9))], "scores_masked")
+        weights = g.node("Softmax", [scores], "attention", axis=-1)
+        ctx = g.node("MatMul", [weights, enc_y], "context")
+        both = g.node("Concat", [ctx, dec], "context_dec", axis=-1)
+        dec = g.node("Tanh", [_emit_linear(g, model.combine, both, {})], "attentional")
+    logits = g.node("Squeeze", [_emit_linear(g, model.out, dec, {}), g.ints("step_axis", [1])], "step_logits")
+    g.add_output("logits", logits, g.elem_type, ["batch", model.out.out_features])
+    g.add_output("h_n", h_n, g.elem_type, state_shape)
+    if lstm:
+        g.add_output("c_n", c_n, g.elem_type, state_shape)
+    decoder = g.model(opset, "fastrnn_seq2seq_decoder")
+
+    for proto, path in ((encoder, encoder_path), (decoder, decoder_path)):
+        onnx.checker.check_model(proto, full_check=True)
+        if path is not None:
+            onnx.save(proto, str(path) if not hasattr(path, "write") else path)
+    return encoder, decoder
