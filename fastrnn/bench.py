@@ -225,9 +225,10 @@ QUICK_POLICY = RepeatPolicy(budget_s=0.15, min_repeats=1, max_repeats=5, slow_ca
 
 
 #: pause before timing each implementation: the previous library's worker threads
-#: (torch's OpenMP pool, OpenBLAS) spin-wait for a while after their last call and
-#: would otherwise steal one of the two cores from the next implementation.
-SETTLE_S = 0.05
+#: (torch's OpenMP pool, numpy's and scipy's OpenBLAS) spin-wait after their last call
+#: (OpenBLAS for up to ~2^28 cycles, about 0.1 s) and would otherwise steal one of the
+#: two cores from the next implementation.
+SETTLE_S = 0.3
 
 
 def time_once(fn: Callable[[], object]) -> float:

@@ -30,20 +30,34 @@ def _torch():
     return torch
 
 
-def _median_us_per_call(fn, calls, rounds=7):
-    fn()
-    best = []
+def _settled(measure):
+    """``measure`` after a pause that lets other libraries' worker threads stop spinning."""
+    from .bench import SETTLE_S
+
+    def settled(fn, policy):
+        time.sleep(SETTLE_S)
+        return measure(fn, policy)
+    return settled
+
+
+def _median_us_per_call(fn, arg, calls, rounds=7):
+    """Median over rounds of the mean time of ``fn(arg)`` (called directly, no lambda)."""
+    from .bench import SETTLE_S
+    time.sleep(SETTLE_S)
+    fn(arg)
+    per_round = []
     for _ in range(rounds):
         start = time.perf_counter()
         for _ in range(calls):
-            fn()
-        best.append((time.perf_counter() - start) / calls)
-    return float(np.median(best)) * 1e6
+            fn(arg)
+        per_round.append((time.perf_counter() - start) / calls)
+    return float(np.median(per_round)) * 1e6
 
 
 def layer_rows(measure, policy, seed=0):
     """Rows (label, fastrnn_ms, reference_ms, reference_label) for the layer cases."""
     torch = _torch()
+    measure = _settled(measure)
     rng = np.random.default_rng([seed, 11])
     T, B, I, H = S2["steps"], S2["batch"], S2["inputs"], S2["hidden"]
     x = rng.standard_normal((T, B, I)).astype(np.float32)
@@ -110,13 +124,13 @@ def stream_rows(seed=0, calls=5000):
     rows = []
     for cls in ("LSTM", "GRU", "RNN"):
         stream = getattr(fastrnn, cls)(I, H, seed=seed).stream(1)
-        ours = _median_us_per_call(lambda: stream.step(x), calls)
+        ours = _median_us_per_call(stream.step, x, calls)
         theirs = None
         if torch is not None:
             cell = getattr(torch.nn, cls + "Cell")(I, H)
             xt = torch.from_numpy(x)
             with torch.no_grad():
-                theirs = _median_us_per_call(lambda: cell(xt), calls)
+                theirs = _median_us_per_call(cell, xt, calls)
         rows.append((f"{cls} stream step B=1 I=16 H=64", ours, theirs))
     return rows
 
