@@ -6,10 +6,10 @@ Whole sequences run forward and backward inside one compiled Numba call.
 :mod:`fastrnn.losses`, :mod:`fastrnn.data` and :mod:`fastrnn.train` train them.
 ``python -m fastrnn.bench`` prints the benchmark report.
 """
-from . import data, functional, losses, nn, optim, train
+from . import data, functional, init, losses, nn, optim, train
 from .nn import GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Linear, LSTMCell, RNNCell, Sequential
 
 __version__ = "0.1.0"
-__all__ = ["functional", "nn", "optim", "losses", "data", "train",
+__all__ = ["functional", "nn", "init", "optim", "losses", "data", "train",
            "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
            "Linear", "Embedding", "Dropout", "Sequential", "__version__"]

@@ -38,7 +38,7 @@ class _RecurrentBase(Module, register=False):
     _gates = 1
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, **cell_options):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, init="torch", **cell_options):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -70,6 +70,10 @@ class _RecurrentBase(Module, register=False):
                 for name, shape in shapes:  # torch's registration order and U(-1/sqrt(H), 1/sqrt(H))
                     data = self._rng.uniform(-bound, bound, shape).astype(dtype)
                     self.register_parameter(f"{name}_l{layer}{suffix}", Parameter(data))
+        self.init = init
+        if init != "torch":  # the default above is torch's; other schemes re-draw (fastrnn.init)
+            from ..init import initialize
+            initialize(self, init, seed=self._rng)
 
     @property
     def proj_size(self):
@@ -91,7 +95,8 @@ class _RecurrentBase(Module, register=False):
     def config(self):
         return dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
                     bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
-                    bidirectional=self.bidirectional, dtype=self.dtype, seed=self.seed, **self.cell_options)
+                    bidirectional=self.bidirectional, dtype=self.dtype, seed=self.seed, **self.cell_options,
+                    **({} if self.init == "torch" else {"init": self.init}))
 
     def extra_repr(self):
         text = f"{self.input_size}, {self.hidden_size}"
@@ -287,17 +292,18 @@ class _SingleStateRecurrent(_RecurrentBase, register=False):
 class RNN(_SingleStateRecurrent):
     """Elman RNN, ``torch.nn.RNN``'s drop-in: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
 
-    Extra arguments beyond torch's: ``dtype`` (float32 or float64) and ``seed``
-    (initialisation and dropout masks).
+    Extra arguments beyond torch's: ``dtype`` (float32 or float64), ``seed``
+    (initialisation and dropout masks) and ``init`` (a :func:`fastrnn.init.initialize`
+    scheme: "torch", "xavier", "orthogonal", "irnn").
     """
 
     _cell, _gates = "rnn", 1
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, init="torch"):
         check.choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype, seed, nonlinearity=nonlinearity)
+                         dtype, seed, init, nonlinearity=nonlinearity)
 
     def _call_cell(self, x, weights, states, lengths, training):
         return F.rnn(x, *weights[:4], states[0], lengths, training, device=self._device, **self.cell_options)
@@ -310,15 +316,15 @@ class GRU(_SingleStateRecurrent):
     """GRU, ``torch.nn.GRU``'s drop-in (gates r, z, n).
 
     ``reset_after=False`` switches to the Cho et al. 2014 form (Keras
-    ``reset_after=False``); the default is torch's. Extra arguments: ``dtype``, ``seed``.
+    ``reset_after=False``); the default is torch's. Extra arguments: ``dtype``, ``seed``, ``init`` (see RNN).
     """
 
     _cell, _gates = "gru", 3
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, reset_after=True, dtype=np.float32, seed=None):
+                 dropout=0.0, bidirectional=False, reset_after=True, dtype=np.float32, seed=None, init="torch"):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype, seed, reset_after=check.flag("reset_after", reset_after))
+                         dtype, seed, init, reset_after=check.flag("reset_after", reset_after))
 
     def _call_cell(self, x, weights, states, lengths, training):
         return F.gru(x, *weights[:4], states[0], lengths, training, device=self._device, **self.cell_options)
@@ -332,20 +338,20 @@ class LSTM(_RecurrentBase):
 
     Call ``y, (h_n, c_n) = lstm(x, hx=None, lengths=None)``. ``proj_size > 0`` adds
     torch's projection h = W_hr (o * tanh(c)) (parameters ``weight_hr_l{k}``, h and
-    y of width proj_size). Extra arguments: ``dtype``, ``seed``.
+    y of width proj_size). Extra arguments: ``dtype``, ``seed``, ``init`` (see RNN).
     """
 
     _cell, _gates = "lstm", 4
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float32, seed=None):
+                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float32, seed=None, init="torch"):
         if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or proj_size < 0:
             raise ValueError(f"proj_size must be a non-negative integer, got {proj_size!r}")
         if proj_size >= hidden_size:
             raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}")
         options = {"proj_size": int(proj_size)} if proj_size else {}
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype, seed, **options)
+                         dtype, seed, init, **options)
 
     def forward(self, x, hx=None, lengths=None):
         """Run the layer over a sequence.
