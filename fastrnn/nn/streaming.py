@@ -368,6 +368,30 @@ class Stream:
         self._out, self._out_unbatched = out, out[0]
         self._step_shape = (self._batch, self._n_in)
         self._unbatched_shape = (self._n_in,) if self._batch == 1 else None
+        self.step = self._bind_step()
+
+    def _bind_step(self):
+        """The per-instance fast ``step``: every buffer it touches is a closure cell, not
+        an attribute lookup (a step is ~3 us, and eight ``self.`` lookups were ~0.15 us).
+        The buffers are allocated once and only ever written in place."""
+        driver, params, state, seq, meta = self._driver, self._params, self._state, self._seq, self._meta
+        out, out_unbatched = self._out, self._out_unbatched
+        step_shape, unbatched_shape, dtype = self._step_shape, self._unbatched_shape, self._dtype
+        slow = self._step_slow
+
+        def step(x):
+            if x.__class__ is _ndarray and x.dtype is dtype and x.flags.c_contiguous:
+                shape = x.shape
+                if shape == step_shape:
+                    driver(x, params, state, seq, meta)
+                    return out
+                if shape == unbatched_shape:
+                    driver(x, params, state, seq, meta)
+                    return out_unbatched
+            return slow(x)
+
+        step.__doc__ = Stream.step.__doc__
+        return step
 
     @staticmethod
     def _view(placement, buffer, steps=None):
@@ -482,17 +506,12 @@ class Stream:
         C-contiguous (B, I) or (I,) ndarray of the stream's dtype; anything else
         (lists, other memory layouts, chunks) is validated and converted first.
         """
-        if x.__class__ is _ndarray and x.dtype is self._dtype and x.flags.c_contiguous:
-            shape = x.shape
-            if shape == self._step_shape:
-                self._driver(x, self._params, self._state, self._seq, self._meta)
-                return self._out
-            if shape == self._unbatched_shape:
-                self._driver(x, self._params, self._state, self._seq, self._meta)
-                return self._out_unbatched
+        # Replaced per instance by the closure from _bind_step (same logic, fewer lookups).
         return self._step_slow(x)
 
-    __call__ = step
+    def __call__(self, x):
+        """Same as :meth:`step`."""
+        return self.step(x)
 
     def _step_slow(self, x):
         ndim = np.ndim(x)
