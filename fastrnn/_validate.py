@@ -12,12 +12,11 @@ def _describe(a):
     return f"shape {tuple(a.shape)} and dtype {a.dtype}"
 
 
-def float_array(name, value, ndim, dtype=None, owner="x"):
-    """``value`` as a C-contiguous float32/float64 array of rank ``ndim``.
+def floats(name, value, dtype=None, owner="x"):
+    """``value`` as a float32/float64 ndarray of any rank (no copy when it already is one).
 
-    ``dtype``, when given, is the dtype every array of the call must share (that of
-    ``owner``, named in the error). Copies
-    only when the input is not already a C-contiguous array of that dtype.
+    ``dtype``, when given, is the dtype the caller needs: that of ``owner``, named in
+    the error. Never casts: other dtypes raise ``TypeError``.
     """
     if value is None:
         raise TypeError(f"{name} must be an array, got None")
@@ -31,6 +30,17 @@ def float_array(name, value, ndim, dtype=None, owner="x"):
     if dtype is not None and array.dtype != dtype:
         raise TypeError(f"{name} has dtype {array.dtype} but {owner} has dtype {dtype}; "
                         "all floating-point arguments must share one dtype")
+    return array
+
+
+def float_array(name, value, ndim, dtype=None, owner="x"):
+    """``value`` as a C-contiguous float32/float64 array of rank ``ndim``.
+
+    ``dtype``, when given, is the dtype every array of the call must share (that of
+    ``owner``, named in the error). Copies only when the input is not already a
+    C-contiguous array of that dtype.
+    """
+    array = floats(name, value, dtype, owner)
     if array.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got {_describe(array)}")
     return np.ascontiguousarray(array)

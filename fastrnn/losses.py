@@ -31,25 +31,17 @@ regression and binary losses must have the input's dtype.
 """
 import numpy as np
 
+from . import _validate as check
+
 __all__ = ["mse", "mae", "huber", "cross_entropy", "binary_cross_entropy_with_logits"]
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _REDUCTIONS = ("mean", "sum", "none")
 
 
 # --------------------------------------------------------------------------- checks
 
 def _float_input(name, value):
-    if value is None:
-        raise TypeError(f"{name} must be an array, got None")
-    try:
-        array = np.asarray(value)
-    except Exception as exc:
-        raise TypeError(f"{name} must be array-like, got {type(value).__name__}: {exc}") from None
-    if array.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got dtype {array.dtype} "
-                        "(fastrnn never casts silently: convert it with .astype(...))")
-    return array
+    return check.floats(name, value)
 
 
 def _float_target(name, value, like, owner):

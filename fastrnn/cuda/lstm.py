@@ -15,7 +15,7 @@ aliases another. Kernels allocate nothing; the drivers below allocate once per c
 """
 from ._device import cuda
 from .activations import dsigmoid, dtanh, sigmoid, tanh
-from .common import elementwise, empty, input_and_weight_grads, rows, sum_rows
+from .common import elementwise, empty, input_and_weight_grads, rows
 from .gemm import gemm
 
 

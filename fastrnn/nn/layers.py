@@ -11,11 +11,13 @@ float32 input and returns float32 (float64 input raises ``TypeError``).
 """
 import numpy as np
 
+from .. import _validate as check
+
 from .module import Module, Parameter
 
 __all__ = ["Linear", "Embedding", "Dropout"]
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT_DTYPES = check.FLOAT_DTYPES
 
 
 # --------------------------------------------------------------------------- checks
@@ -55,19 +57,7 @@ def _rng(seed):
 
 def _float_input(name, value, dtype, layer):
     """``value`` as an ndarray of exactly ``dtype`` (or any float dtype when None)."""
-    if value is None:
-        raise TypeError(f"{name} must be an array, got None")
-    try:
-        array = np.asarray(value)
-    except Exception as exc:
-        raise TypeError(f"{name} must be array-like, got {type(value).__name__}: {exc}") from None
-    if array.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got dtype {array.dtype} "
-                        "(fastrnn never casts silently: convert it with .astype(...))")
-    if dtype is not None and array.dtype != dtype:
-        raise TypeError(f"{name} has dtype {array.dtype} but {layer} has dtype {dtype}: convert it "
-                        f"with .astype(np.{dtype}) or build the layer with dtype=np.{array.dtype}")
-    return array
+    return check.floats(name, value, dtype, layer)
 
 
 def _no_forward(layer):
