@@ -36,11 +36,14 @@ def test_matches_cpu_and_reference(cell, shape, lengths, dtype):
     (fwd_rtol, fwd_atol), (grad_rtol, grad_atol) = tolerances(dtype)
     out, g = run(cell, args, grads, "cuda")
     cpu_out, cpu_g = run(cell, args, grads, "cpu")
+    ref_out, ref_g = run_reference(cell, args, grads)
+    # The independent oracle first, for both devices: a failure then says which side is off.
+    assert_close(out, ref_out, fwd_rtol, fwd_atol, f"{cell} CUDA forward vs reference")
+    assert_close(g, ref_g, grad_rtol, grad_atol, f"{cell} CUDA backward vs reference")
+    assert_close(cpu_out, ref_out, fwd_rtol, fwd_atol, f"{cell} CPU forward vs reference")
+    assert_close(cpu_g, ref_g, grad_rtol, grad_atol, f"{cell} CPU backward vs reference")
     assert_close(out, cpu_out, fwd_rtol, fwd_atol, f"{cell} forward vs CPU")
     assert_close(g, cpu_g, grad_rtol, grad_atol, f"{cell} backward vs CPU")
-    ref_out, ref_g = run_reference(cell, args, grads)
-    assert_close(out, ref_out, fwd_rtol, fwd_atol, f"{cell} forward vs reference")
-    assert_close(g, ref_g, grad_rtol, grad_atol, f"{cell} backward vs reference")
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
