@@ -1,0 +1,51 @@
+"""Layer normalization of one row, forward and backward, for the variant kernels.
+
+    LN(v) = (v - mean(v)) / sqrt(var(v) + eps)      mean, biased var over the row
+
+The gain and bias are applied by the caller (they fold into the gate assembly);
+these helpers only normalize and undo the normalization's Jacobian. The row is
+short (G*H <= a few thousand), so two passes over it stay in L1.
+"""
+import numpy as np
+
+from .._jit import inline_kernel
+
+EPS = 1e-5  # torch.nn.LayerNorm's default
+
+
+@inline_kernel
+def normalize_row(v, out):
+    """out (N,) = LN(v (N,)); returns rstd = 1 / sqrt(var + eps). out may alias v."""
+    n = v.shape[0]
+    inv_n = v.dtype.type(1) / v.dtype.type(n)  # stays in v's dtype (int / float32 is float64)
+    total = v.dtype.type(0)
+    for j in range(n):
+        total += v[j]
+    mean = total * inv_n
+    sq = v.dtype.type(0)
+    for j in range(n):
+        d = v[j] - mean
+        sq += d * d
+    rstd = v.dtype.type(1) / np.sqrt(sq * inv_n + v.dtype.type(EPS))
+    for j in range(n):
+        out[j] = (v[j] - mean) * rstd
+    return rstd
+
+
+@inline_kernel
+def normalize_row_backward(d_hat, v_hat, rstd, d_v):
+    """d_v (N,) = dL/dv given d_hat = dL/dLN(v) (N,), v_hat = LN(v) and its rstd.
+
+    d_v = rstd * (d_hat - mean(d_hat) - v_hat * mean(d_hat * v_hat)). d_v may alias d_hat.
+    """
+    n = d_hat.shape[0]
+    inv_n = d_hat.dtype.type(1) / d_hat.dtype.type(n)
+    s1 = d_hat.dtype.type(0)
+    s2 = d_hat.dtype.type(0)
+    for j in range(n):
+        s1 += d_hat[j]
+        s2 += d_hat[j] * v_hat[j]
+    m1 = s1 * inv_n
+    m2 = s2 * inv_n
+    for j in range(n):
+        d_v[j] = rstd * (d_hat[j] - m1 - v_hat[j] * m2)
