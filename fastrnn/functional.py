@@ -15,11 +15,28 @@ autograd does): do not modify them in place before calling the backward.
 
 ``device="cuda"`` runs the same call on fastrnn.cuda after the same checks (see
 ``_placement``); the backward runs where its forward ran.
+
+Safety options (CPU only; on "cuda" they raise ``NotImplementedError``):
+
+* ``check_finite=True`` (forwards and backwards): NaN and Inf otherwise propagate
+  as IEEE 754 says; with it, the call scans its inputs (x, then the initial states,
+  then the weights; in a backward dy, then dh_n/dc_n) and then its results (y by
+  time step, then h_n/c_n; dx by time step, then the other gradients) and raises
+  :class:`fastrnn._finite.NonFiniteError` (a ``FloatingPointError``) naming the
+  first tensor, time step and sequence holding a NaN or Inf.
+* ``clip_per_step=c`` (backwards): at every valid step the total dL/dh_t (dy_t plus
+  what flows back from step t+1; for an LSTM with projection the width-P dh) is
+  clipped elementwise to [-c, c] before it flows on (Graves 2013). The results are
+  then the gradients of that clipped backward pass, not of the loss.
+* ``hidden_grads_out=a`` (backwards): a C-contiguous writable (T, B, W) array of
+  the forward's dtype (W the width of h) that receives that (clipped) dL/dh_t of
+  every step, 0 past each sequence's length.
 """
 from typing import NamedTuple, Optional
 
 import numpy as np
 
+from . import _finite
 from . import _validate as check
 from .kernels import gru as _gru
 from .kernels import lstm as _lstm
@@ -124,6 +141,64 @@ def _bias_grads(ctx, db_ih, db_hh):
     return (db_ih if ctx.has_b_ih else None), (db_hh if ctx.has_b_hh else None)
 
 
+# --- check_finite, clip_per_step, hidden_grads_out ---------------------------------
+def _finite_flag(gpu, check_finite, cell, where):
+    check_finite = check.flag("check_finite", check_finite)
+    if check_finite and gpu:
+        raise NotImplementedError(f"check_finite=True is not implemented for device='cuda' ({cell}{where}); "
+                                  "copy the arrays to the host and use fastrnn._finite.require_finite, "
+                                  "or run on device='cpu'")
+    return check_finite
+
+
+def _require_finite(cell, role, timed=(), untimed=()):
+    """check_finite scan: ``timed`` (name, (T, B, ...) array) pairs first, then ``untimed``."""
+    where = f"({role} of {cell})"
+    for name, array in timed:
+        _finite.require_finite(name, array, True, where)
+    for name, array in untimed:
+        _finite.require_finite(name, array, False, where)
+
+
+def _bptt_options(ctx, gpu, clip_per_step, hidden_grads_out, check_finite, inputs):
+    """Validate the backward's safety keywords. Returns (clip bound, trace or None, check_finite).
+
+    ``inputs``: the validated arrays the kernel reads (hidden_grads_out must not overlap them).
+    """
+    check_finite = _finite_flag(gpu, check_finite, ctx.cell, "_backward")
+    if clip_per_step is not None:
+        if gpu:
+            raise NotImplementedError(f"clip_per_step is not implemented for device='cuda' ({ctx.cell}_backward): "
+                                      "the CUDA backward kernels do not clip per step; run the layer on the CPU")
+        if isinstance(clip_per_step, (bool, np.bool_)) or not isinstance(clip_per_step, (int, float, np.integer,
+                                                                                          np.floating)):
+            raise ValueError(f"clip_per_step must be None or a positive finite number, got {clip_per_step!r}")
+        clip = float(clip_per_step)
+        if not (np.isfinite(clip) and clip > 0):
+            raise ValueError(f"clip_per_step must be None or a positive finite number, got {clip_per_step!r}")
+    else:
+        clip = np.inf
+    trace = hidden_grads_out
+    if trace is not None:
+        if gpu:
+            raise NotImplementedError(f"hidden_grads_out is not implemented for device='cuda' ({ctx.cell}_backward): "
+                                      "the CUDA backward kernels keep no per-step trace; run the layer on the CPU")
+        if type(trace) is not np.ndarray:
+            raise TypeError(f"hidden_grads_out must be None or a NumPy array, got {type(trace).__name__}")
+        if trace.dtype != ctx.dtype:
+            raise TypeError(f"hidden_grads_out has dtype {trace.dtype} but the forward ran in {ctx.dtype}; "
+                            "it must have the forward's dtype")
+        check.expect_shape("hidden_grads_out", trace, (ctx.steps, ctx.batch, ctx.width), "(T, B, H)")
+        if not trace.flags.c_contiguous or not trace.flags.writeable:
+            raise ValueError("hidden_grads_out must be a C-contiguous, writable array, got one that is "
+                             + ("not C-contiguous" if not trace.flags.c_contiguous else "read-only"))
+        saved = [a for item in ctx.saved for a in (item if isinstance(item, tuple) else (item,))]
+        for name, array in [*inputs, *(("the forward's saved arrays", a) for a in saved)]:
+            if isinstance(array, np.ndarray) and np.may_share_memory(trace, array):
+                raise ValueError(f"hidden_grads_out must not share memory with {name}")
+    return clip, trace, check_finite
+
+
 # --- device="cuda" (fastrnn.cuda, imported only when asked for) ------------------
 def _placement(device, **arrays):
     """``(gpu, arrays)`` for one call; ``device`` is "cpu", "cuda" or a Context.
@@ -151,7 +226,7 @@ def _placement(device, **arrays):
 
 
 def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, training=False, w_hr=None,
-         device="cpu"):
+         device="cpu", check_finite=False):
     """LSTM over a whole sequence (gates i, f, g, o), optionally with projection.
 
     x (T, B, I); w_ih (4H, I); w_hh (4H, H); b_ih, b_hh (4H,) or None; h0, c0 (B, H)
@@ -161,6 +236,7 @@ def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, tr
     Returns ``(y, h_n, c_n, ctx)``: y (T, B, H), h_n and c_n (B, H), ctx for
     :func:`lstm_backward` (None unless ``training``). Same dtype as x.
     ``device``: "cpu" or "cuda" (fastrnn.cuda; see the module docstring).
+    ``check_finite``: raise on NaN/Inf in the inputs or outputs (module docstring).
     """
     gpu, (x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr) = _placement(
         device, x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, c0=c0, lengths=lengths, w_hr=w_hr)
@@ -169,38 +245,53 @@ def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, tr
     width = hidden if w_hr is None else w_hr.shape[0]
     h0 = check.state("h0", h0, x.shape[1], width, x.dtype, "(B, P)" if w_hr is not None else "(B, H)")
     c0 = check.state("c0", c0, x.shape[1], hidden, x.dtype)
+    if _finite_flag(gpu, check_finite, "lstm", ""):
+        _require_finite("lstm", "input", [("x", x)], [("h0", h0), ("c0", c0), ("w_ih", w_ih), ("w_hh", w_hh),
+                                                      ("b_ih", b_ih), ("b_hh", b_hh), ("w_hr", w_hr)])
     if gpu:
         y, h_n, c_n, saved = gpu.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, w_hr)
         return y, h_n, c_n, (Context("lstm", saved, x, hidden, b_ih, b_hh, width) if training else None)
     bias = _summed_bias(b_ih, b_hh, 4 * hidden, x.dtype)
     y, h_n, c_n, saved = _lstm.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training, w_hr)
+    if check_finite:
+        _require_finite("lstm", "output", [("y", y)], [("h_n", h_n), ("c_n", c_n)])
     ctx = Context("lstm", saved, x, hidden, b_ih, b_hh, width) if training else None
     return y, h_n, c_n, ctx
 
 
-def lstm_backward(ctx, dy, dh_n=None, dc_n=None):
+def lstm_backward(ctx, dy, dh_n=None, dc_n=None, *, clip_per_step=None, check_finite=False, hidden_grads_out=None):
     """Gradients of an LSTM forward given dL/dy (T, B, H) and optionally dL/dh_n, dL/dc_n (B, H).
 
     Returns :class:`LSTMGrads` (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) in the
     forward's dtype, or :class:`LSTMProjectionGrads` (the same plus dw_hr) when the
     forward had a projection. Gradients at padded steps of dy are ignored (those
     outputs are constant zero).
+    ``clip_per_step`` (positive float), ``hidden_grads_out`` ((T, B, H) array, or
+    (T, B, P) with a projection), ``check_finite``: see the module docstring.
     """
     ctx = _context(ctx, "lstm")
     gpu, (dy, dh_n, dc_n) = _placement(ctx, dy=dy, dh_n=dh_n, dc_n=dc_n)
     dy, (dh_n, dc_n) = _output_grads(ctx, dy, (("dh_n", dh_n, ctx.width, "(B, H)"),
                                                ("dc_n", dc_n, ctx.hidden, "(B, H)")))
+    clip, trace, check_finite = _bptt_options(ctx, gpu, clip_per_step, hidden_grads_out, check_finite,
+                                              (("dy", dy), ("dh_n", dh_n), ("dc_n", dc_n)))
     if gpu:
         dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = gpu.lstm_backward(ctx.saved, dy, dh_n, dc_n)
         grads = (dx, dh0, dc0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
         return LSTMGrads(*grads) if dw_hr is None else LSTMProjectionGrads(*grads, dw_hr)
-    dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr = _lstm.lstm_backward(ctx.saved, dy, dh_n, dc_n)
+    if check_finite:
+        _require_finite("lstm_backward", "input", [("dy", dy)], [("dh_n", dh_n), ("dc_n", dc_n)])
+    dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr = _lstm.lstm_backward(ctx.saved, dy, dh_n, dc_n, clip, trace)
     grads = (dx, dh0, dc0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))
-    return LSTMGrads(*grads) if dw_hr is None else LSTMProjectionGrads(*grads, dw_hr)
+    result = LSTMGrads(*grads) if dw_hr is None else LSTMProjectionGrads(*grads, dw_hr)
+    if check_finite:
+        _require_finite("lstm_backward", "result", [("dx", dx)],
+                        [(name, value) for name, value in result._asdict().items() if name != "dx"])
+    return result
 
 
 def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=False, reset_after=True,
-        device="cpu"):
+        device="cpu", check_finite=False):
     """GRU over a whole sequence (gates r, z, n).
 
     ``reset_after=True`` is PyTorch's form, n = tanh(W_in x + b_in + r * (W_hn h + b_hn));
@@ -209,69 +300,101 @@ def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=Fal
     None; lengths (B,) or None. Returns ``(y, h_n, ctx)``: y (T, B, H), h_n (B, H),
     ctx for :func:`gru_backward` (None unless ``training``).
     ``device``: "cpu" or "cuda" (fastrnn.cuda; see the module docstring).
+    ``check_finite``: raise on NaN/Inf in the inputs or outputs (module docstring).
     """
     gpu, (x, w_ih, w_hh, b_ih, b_hh, h0, lengths) = _placement(
         device, x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, lengths=lengths)
     x, w_ih, w_hh, b_ih, b_hh, _, hidden, lengths, training = _prepare(x, w_ih, w_hh, b_ih, b_hh, 3, lengths, training)
     reset_after = check.flag("reset_after", reset_after)
     h0 = check.state("h0", h0, x.shape[1], hidden, x.dtype)
+    if _finite_flag(gpu, check_finite, "gru", ""):
+        _require_finite("gru", "input", [("x", x)], [("h0", h0), ("w_ih", w_ih), ("w_hh", w_hh),
+                                                     ("b_ih", b_ih), ("b_hh", b_hh)])
     if gpu:
         y, h_n, saved = gpu.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after)
         return y, h_n, (Context("gru", saved, x, hidden, b_ih, b_hh) if training else None)
     y, h_n, saved = _gru.gru_forward(x, w_ih, w_hh, _zeros_if_none(b_ih, 3 * hidden, x.dtype),
                                      _zeros_if_none(b_hh, 3 * hidden, x.dtype), h0, lengths, training, reset_after)
+    if check_finite:
+        _require_finite("gru", "output", [("y", y)], [("h_n", h_n)])
     ctx = Context("gru", saved, x, hidden, b_ih, b_hh) if training else None
     return y, h_n, ctx
 
 
-def gru_backward(ctx, dy, dh_n=None):
+def gru_backward(ctx, dy, dh_n=None, *, clip_per_step=None, check_finite=False, hidden_grads_out=None):
     """Gradients of a GRU forward given dL/dy (T, B, H) and optionally dL/dh_n (B, H).
 
     Returns :class:`GRUGrads` (dx, dh0, dw_ih, dw_hh, db_ih, db_hh).
+    ``clip_per_step``, ``hidden_grads_out`` ((T, B, H)), ``check_finite``: see the
+    module docstring.
     """
     ctx = _context(ctx, "gru")
     gpu, (dy, dh_n) = _placement(ctx, dy=dy, dh_n=dh_n)
     dy, (dh_n,) = _output_grads(ctx, dy, (("dh_n", dh_n, ctx.hidden, "(B, H)"),))
+    clip, trace, check_finite = _bptt_options(ctx, gpu, clip_per_step, hidden_grads_out, check_finite,
+                                              (("dy", dy), ("dh_n", dh_n)))
     if gpu:
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = gpu.gru_backward(ctx.saved, dy, dh_n)
         return GRUGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
-    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _gru.gru_backward(ctx.saved, dy, dh_n)
-    return GRUGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
+    if check_finite:
+        _require_finite("gru_backward", "input", [("dy", dy)], [("dh_n", dh_n)])
+    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _gru.gru_backward(ctx.saved, dy, dh_n, clip, trace)
+    result = GRUGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
+    if check_finite:
+        _require_finite("gru_backward", "result", [("dx", dx)],
+                        [(name, value) for name, value in result._asdict().items() if name != "dx"])
+    return result
 
 
 def rnn(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=False, nonlinearity="tanh",
-        device="cpu"):
+        device="cpu", check_finite=False):
     """Elman RNN over a whole sequence: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
 
     nonlinearity "tanh" or "relu". x (T, B, I); w_ih (H, I); w_hh (H, H); b_ih,
     b_hh (H,) or None; h0 (B, H) or None; lengths (B,) or None.
     Returns ``(y, h_n, ctx)``: y (T, B, H), h_n (B, H), ctx for :func:`rnn_backward`.
     ``device``: "cpu" or "cuda" (fastrnn.cuda; see the module docstring).
+    ``check_finite``: raise on NaN/Inf in the inputs or outputs (module docstring).
     """
     gpu, (x, w_ih, w_hh, b_ih, b_hh, h0, lengths) = _placement(
         device, x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, lengths=lengths)
     x, w_ih, w_hh, b_ih, b_hh, _, hidden, lengths, training = _prepare(x, w_ih, w_hh, b_ih, b_hh, 1, lengths, training)
     use_relu = check.choice("nonlinearity", nonlinearity, ("tanh", "relu")) == "relu"
     h0 = check.state("h0", h0, x.shape[1], hidden, x.dtype)
+    if _finite_flag(gpu, check_finite, "rnn", ""):
+        _require_finite("rnn", "input", [("x", x)], [("h0", h0), ("w_ih", w_ih), ("w_hh", w_hh),
+                                                     ("b_ih", b_ih), ("b_hh", b_hh)])
     if gpu:
         y, h_n, saved = gpu.rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, use_relu)
         return y, h_n, (Context("rnn", saved, x, hidden, b_ih, b_hh) if training else None)
     bias = _summed_bias(b_ih, b_hh, hidden, x.dtype)
     y, h_n, saved = _rnn.rnn_forward(x, w_ih, w_hh, bias, h0, lengths, training, use_relu)
+    if check_finite:
+        _require_finite("rnn", "output", [("y", y)], [("h_n", h_n)])
     ctx = Context("rnn", saved, x, hidden, b_ih, b_hh) if training else None
     return y, h_n, ctx
 
 
-def rnn_backward(ctx, dy, dh_n=None):
+def rnn_backward(ctx, dy, dh_n=None, *, clip_per_step=None, check_finite=False, hidden_grads_out=None):
     """Gradients of an RNN forward given dL/dy (T, B, H) and optionally dL/dh_n (B, H).
 
     Returns :class:`RNNGrads` (dx, dh0, dw_ih, dw_hh, db_ih, db_hh).
+    ``clip_per_step``, ``hidden_grads_out`` ((T, B, H)), ``check_finite``: see the
+    module docstring.
     """
     ctx = _context(ctx, "rnn")
     gpu, (dy, dh_n) = _placement(ctx, dy=dy, dh_n=dh_n)
     dy, (dh_n,) = _output_grads(ctx, dy, (("dh_n", dh_n, ctx.hidden, "(B, H)"),))
+    clip, trace, check_finite = _bptt_options(ctx, gpu, clip_per_step, hidden_grads_out, check_finite,
+                                              (("dy", dy), ("dh_n", dh_n)))
     if gpu:
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = gpu.rnn_backward(ctx.saved, dy, dh_n)
         return RNNGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
-    dx, dh0, dw_ih, dw_hh, db = _rnn.rnn_backward(ctx.saved, dy, dh_n)
-    return RNNGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))
+    if check_finite:
+        _require_finite("rnn_backward", "input", [("dy", dy)], [("dh_n", dh_n)])
+    dx, dh0, dw_ih, dw_hh, db = _rnn.rnn_backward(ctx.saved, dy, dh_n, clip, trace)
+    result = RNNGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))
+    if check_finite:
+        _require_finite("rnn_backward", "result", [("dx", dx)],
+                        [(name, value) for name, value in result._asdict().items() if name != "dx"])
+    return result

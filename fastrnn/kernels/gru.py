@@ -11,7 +11,7 @@ Kernels allocate nothing and check nothing; drivers below allocate.
 """
 import numpy as np
 
-from .._jit import kernel
+from .._jit import inline_kernel, kernel
 from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh, tanh_rows
 from .blas import gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
 from .common import input_and_weight_grads
@@ -65,16 +65,21 @@ def gru_forward_kernel(x, weights, biases, h, lengths, y, gates, h_n_all, h_proj
 
 @kernel
 def gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, h_n_all, dy, dh,
-                        dg_x, dg_h, dx, dw_ih, dw_hh, db_ih, db_hh):
+                        dg_x, dg_h, dx, dw_ih, dw_hh, db_ih, db_hh, clip, trace):
     """Backpropagate through :func:`gru_forward_kernel` (training mode).
 
     Saved forward arrays are read only. dy (T, B, H); dh (B, H): dL/dh_n in, dL/dh0 out.
     dg_x, dg_h (T, B, 3H) workspace: gradients of the input pre-activations
     (W_ih x + b_ih) and of the recurrent ones (W_hh h + b_hh); they differ in the n block.
     Outputs (overwritten): dx (T, B, I), dw_ih, dw_hh, db_ih, db_hh.
+    clip (scalar of the dtype): at every valid step the total dL/dh_t (dy_t plus what
+    flows back from step t+1) is clipped elementwise to [-clip, clip] before it flows
+    on; inf turns clipping off. trace (T, B, H): receives that clipped dL/dh_t of
+    every step, 0 past each length; a (0, B, H) array turns tracing off.
     """
     steps, batch, n_in = x.shape
     hidden = h0.shape[1]
+    clipping, tracing = clip < np.inf, trace.shape[0] > 0
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
             dx_row, dh_row = dg_x[t, b], dg_h[t, b]
@@ -87,6 +92,10 @@ def gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, h_n_all, dy, dh,
                 hn, dy_tb, dh_b = h_n_all[t, b], dy[t, b], dh[b]
                 for j in range(hidden):
                     dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
+                if clipping:
+                    _clip_row(dh_b, clip)
+                if tracing:
+                    trace[t, b] = dh_b
                 for j in range(hidden):
                     dx_n[j] = dh_b[j] * one_minus(g_z[j]) * dtanh(g_n[j])
                 for j in range(hidden):
@@ -102,6 +111,8 @@ def gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, h_n_all, dy, dh,
             else:
                 dx_row[:] = 0
                 dh_row[:] = 0
+                if tracing:
+                    trace[t, b] = 0
         matmul_add(dg_h[t], w_hh, dh)
     rows = steps * batch
     input_and_weight_grads(x, h0, y, dg_x.reshape(rows, 3 * hidden), dg_h.reshape(rows, 3 * hidden),
@@ -147,16 +158,19 @@ def gru_reset_before_forward_kernel(x, weights, bias, h, lengths, y, gates, rese
 
 @kernel
 def gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, dh,
-                                     dgates, reset_h_all, d_reset_h, dx, dw_ih, dw_hh, db, db_scratch):
+                                     dgates, reset_h_all, d_reset_h, dx, dw_ih, dw_hh, db, db_scratch,
+                                     clip, trace):
     """Backpropagate through :func:`gru_reset_before_forward_kernel`.
 
     dgates (T, B, 3H) workspace (pre-activation gradients, shared by both biases);
     reset_h_all (T, B, H) workspace for r * h_{t-1}; d_reset_h (B, H) workspace.
     dh (B, H): dL/dh_n in, dL/dh0 out. Outputs: dx, dw_ih, dw_hh, db (3H,) which is
     the gradient of b_ih and of b_hh alike; db_scratch (2H,) workspace.
+    clip, trace: as in :func:`gru_backward_kernel`.
     """
     steps, batch, n_in = x.shape
     hidden = h0.shape[1]
+    clipping, tracing = clip < np.inf, trace.shape[0] > 0
     w_rz, w_n = w_hh[:2 * hidden], w_hh[2 * hidden:]
     for t in range(steps - 1, -1, -1):
         dg_t = dgates[t]
@@ -170,6 +184,10 @@ def gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, d
                 rh, dy_tb, dh_b = reset_h_all[t, b], dy[t, b], dh[b]
                 for j in range(hidden):
                     dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
+                if clipping:
+                    _clip_row(dh_b, clip)
+                if tracing:
+                    trace[t, b] = dh_b
                 for j in range(hidden):
                     d_n[j] = dh_b[j] * one_minus(g_z[j]) * dtanh(g_n[j])
                 for j in range(hidden):
@@ -181,6 +199,8 @@ def gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, d
             else:
                 d_row[:] = 0
                 reset_h_all[t, b] = 0  # uninitialised memory could hold NaN, and 0 * NaN = NaN
+                if tracing:
+                    trace[t, b] = 0
         d_reset_h[:] = 0
         matmul_add(dg_t[:, 2 * hidden:], w_n, d_reset_h)
         for b in range(batch):
@@ -198,6 +218,15 @@ def gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, d
     dg_2d = dgates.reshape(rows, 3 * hidden)
     input_and_weight_grads(x, h0, y, dg_2d, dg_2d[:, :2 * hidden], w_ih, dx, dw_ih, dw_hh[:2 * hidden], db, db_scratch)
     gemm(True, False, 1.0, dg_2d[:, 2 * hidden:], reset_h_all.reshape(rows, hidden), 0.0, dw_hh[2 * hidden:])
+
+
+@inline_kernel
+def _clip_row(row, bound):
+    """Clip ``row`` elementwise to [-bound, bound] in place (NaN stays NaN)."""
+    low = -bound
+    for j in range(row.shape[0]):
+        v = row[j]
+        row[j] = bound if v > bound else (low if v < low else v)
 
 
 def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after):
@@ -225,11 +254,20 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after):
     return y, h, (saved if training else None)
 
 
-def gru_backward(saved, dy, dh_n):
-    """Driver: run the fused backward. Returns (dx, dh0, dw_ih, dw_hh, db_ih, db_hh)."""
+def gru_backward(saved, dy, dh_n, clip=np.inf, trace=None):
+    """Driver: run the fused backward. Returns (dx, dh0, dw_ih, dw_hh, db_ih, db_hh).
+
+    clip: per-step bound on dL/dh_t (inf: off); trace: None or a C-contiguous
+    (T, B, H) array of the dtype that receives the clipped dL/dh_t of every step
+    (see :func:`gru_backward_kernel`).
+    """
     reset_after, x, w_ih, w_hh, h0, lengths, y, gates = saved[:8]
     steps, batch, _ = x.shape
     hidden = h0.shape[1]
+    if trace is None:
+        trace = np.empty((0, batch, hidden), x.dtype)
+    with np.errstate(over="ignore"):  # a bound beyond float32's range means no clipping
+        bound = x.dtype.type(clip)
     dh = dh_n.copy()
     dx = np.empty_like(x)
     dw_ih, dw_hh = np.empty_like(w_ih), np.empty_like(w_hh)
@@ -238,13 +276,13 @@ def gru_backward(saved, dy, dh_n):
         db_hh = np.empty(3 * hidden, x.dtype)
         dg_x, dg_h = np.empty_like(gates), np.empty_like(gates)
         gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, saved[8], dy, dh,
-                            dg_x, dg_h, dx, dw_ih, dw_hh, db_ih, db_hh)
+                            dg_x, dg_h, dx, dw_ih, dw_hh, db_ih, db_hh, bound, trace)
     else:
         dgates = np.empty_like(gates)
         reset_h_all = np.empty_like(y)
         d_reset_h = np.empty((batch, hidden), x.dtype)
         gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, dh,
                                          dgates, reset_h_all, d_reset_h, dx, dw_ih, dw_hh, db_ih,
-                                         np.empty(2 * hidden, x.dtype))
+                                         np.empty(2 * hidden, x.dtype), bound, trace)
         db_hh = db_ih.copy()
     return dx, dh, dw_ih, dw_hh, db_ih, db_hh

@@ -14,7 +14,7 @@ shape (0, 0); then P = H.
 """
 import numpy as np
 
-from .._jit import kernel
+from .._jit import inline_kernel, kernel
 from .activations import dsigmoid, dtanh, sigmoid_rows, tanh, tanh_rows
 from .blas import gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
 from .common import input_and_weight_grads
@@ -76,7 +76,7 @@ def lstm_forward_kernel(x, weights, bias, h, c, lengths, y, gates, c_all, m_all,
 
 @kernel
 def lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy,
-                         dh, dc, dgates, dh_all, dm, dx, grads):
+                         dh, dc, dgates, dh_all, dm, dx, grads, clip, trace):
     """Backpropagate through all T steps of :func:`lstm_forward_kernel` (training mode).
 
     x, weights = (w_ih, w_hh, w_hr), h0, c0, lengths, y, gates, c_all, m_all: as the
@@ -86,16 +86,28 @@ def lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy
     (T, B, P) (dL/dh_t of every step) and dm (B, H) (else both unused, T or B = 0).
     grads = (dw_ih (4H, I), dw_hh (4H, P), dw_hr (P, H) or (0, 0), db (4H,) as a
     (1, 4H) array): overwritten, as is dx (T, B, I).
+    clip (scalar of the dtype): at every valid step the total dL/dh_t (dy_t plus what
+    flows back from step t+1; width P) is clipped elementwise to [-clip, clip] before
+    it flows on (Graves 2013); inf turns clipping off (the pass is skipped).
+    trace (T, B, P): receives that clipped dL/dh_t of every step, 0 past each
+    length; a (0, B, P) array turns tracing off. Neither aliases another argument.
     """
     w_ih, w_hh, w_hr = weights
     dw_ih, dw_hh, dw_hr, db = grads
     projected = w_hr.shape[0] > 0
     steps, batch, n_in = x.shape
     hidden = c0.shape[1]
+    clipping, tracing = clip < np.inf, trace.shape[0] > 0
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
             if t < lengths[b]:
                 dh[b] += dy[t, b]  # dh now holds dL/dh_t
+                if clipping:
+                    _clip_row(dh[b], clip)
+                if tracing:
+                    trace[t, b] = dh[b]
+            elif tracing:
+                trace[t, b] = 0
         if projected:
             for b in range(batch):
                 if t < lengths[b]:
@@ -140,6 +152,15 @@ def lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy
              0.0, dw_hr)
 
 
+@inline_kernel
+def _clip_row(row, bound):
+    """Clip ``row`` elementwise to [-bound, bound] in place (NaN stays NaN)."""
+    low = -bound
+    for j in range(row.shape[0]):
+        v = row[j]
+        row[j] = bound if v > bound else (low if v < low else v)
+
+
 def _no_projection(dtype):
     return np.empty((0, 0), dtype)
 
@@ -169,8 +190,13 @@ def lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training, w_hr=None):
     return y, h, c, saved
 
 
-def lstm_backward(saved, dy, dh_n, dc_n):
-    """Driver: run the fused backward. Returns (dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr or None)."""
+def lstm_backward(saved, dy, dh_n, dc_n, clip=np.inf, trace=None):
+    """Driver: run the fused backward. Returns (dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr or None).
+
+    clip: per-step bound on dL/dh_t (inf: off); trace: None or a C-contiguous
+    (T, B, P) array of the dtype that receives the clipped dL/dh_t of every step
+    (see :func:`lstm_backward_kernel`).
+    """
     x, weights, h0, c0, lengths, y, gates, c_all, m_all = saved
     w_ih, w_hh, w_hr = weights
     projected = w_hr.shape[0] > 0
@@ -181,6 +207,11 @@ def lstm_backward(saved, dy, dh_n, dc_n):
     dm = np.empty((batch if projected else 0, c0.shape[1]), x.dtype)
     dx = np.empty_like(x)
     grads = (np.empty_like(w_ih), np.empty_like(w_hh), np.empty_like(w_hr), np.empty((1, w_ih.shape[0]), x.dtype))
-    lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy, dh, dc, dgates, dh_all, dm, dx, grads)
+    if trace is None:
+        trace = np.empty((0, batch, h0.shape[1]), x.dtype)
+    with np.errstate(over="ignore"):  # a bound beyond float32's range means no clipping
+        bound = x.dtype.type(clip)
+    lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy, dh, dc, dgates, dh_all, dm, dx,
+                         grads, bound, trace)
     dw_ih, dw_hh, dw_hr, db = grads
     return dx, dh, dc, dw_ih, dw_hh, db[0], (dw_hr if projected else None)

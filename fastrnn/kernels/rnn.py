@@ -7,7 +7,7 @@ for relu, so training mode stores nothing beyond y.
 """
 import numpy as np
 
-from .._jit import kernel
+from .._jit import inline_kernel, kernel
 from .activations import drelu, dtanh, relu, tanh
 from .blas import matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
 from .common import input_and_weight_grads
@@ -45,20 +45,39 @@ def rnn_forward_kernel(x, weights, bias, h, lengths, y, pre, use_relu):
 
 
 @kernel
-def rnn_backward_kernel(x, w_ih, w_hh, h0, lengths, y, dy, dh, dpre, dx, dw_ih, dw_hh, db, use_relu):
+def rnn_backward_kernel(x, w_ih, w_hh, h0, lengths, y, dy, dh, dpre, dx, dw_ih, dw_hh, db, use_relu,
+                        clip, trace):
     """Backpropagate through :func:`rnn_forward_kernel`.
 
     dy (T, B, H); dh (B, H): dL/dh_n in, dL/dh0 out; dpre (T, B, H) workspace.
     Outputs (overwritten): dx (T, B, I), dw_ih, dw_hh, db (H,) (gradient of both biases).
+    clip (scalar of the dtype): at every valid step the total dL/dh_t (dy_t plus what
+    flows back from step t+1) is clipped elementwise to [-clip, clip] before it flows
+    on; inf turns clipping off. trace (T, B, H): receives that clipped dL/dh_t of
+    every step, 0 past each length; a (0, B, H) array turns tracing off.
     """
     steps, batch, n_in = x.shape
     hidden = h0.shape[1]
+    clipping, tracing = clip < np.inf, trace.shape[0] > 0
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
             d_row = dpre[t, b]
             if t < lengths[b]:
                 h_t, dy_tb, dh_b = y[t, b], dy[t, b], dh[b]
-                if use_relu:
+                if clipping or tracing:
+                    for j in range(hidden):
+                        dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
+                    if clipping:
+                        _clip_row(dh_b, clip)
+                    if tracing:
+                        trace[t, b] = dh_b
+                    if use_relu:
+                        for j in range(hidden):
+                            d_row[j] = dh_b[j] * drelu(h_t[j])
+                    else:
+                        for j in range(hidden):
+                            d_row[j] = dh_b[j] * dtanh(h_t[j])
+                elif use_relu:
                     for j in range(hidden):
                         d_row[j] = (dh_b[j] + dy_tb[j]) * drelu(h_t[j])
                 else:
@@ -67,9 +86,20 @@ def rnn_backward_kernel(x, w_ih, w_hh, h0, lengths, y, dy, dh, dpre, dx, dw_ih, 
                 dh_b[:] = 0  # refilled by the recurrent product below
             else:
                 d_row[:] = 0
+                if tracing:
+                    trace[t, b] = 0
         matmul_add(dpre[t], w_hh, dh)
     dp_2d = dpre.reshape(steps * batch, hidden)
     input_and_weight_grads(x, h0, y, dp_2d, dp_2d, w_ih, dx, dw_ih, dw_hh, db, db)
+
+
+@inline_kernel
+def _clip_row(row, bound):
+    """Clip ``row`` elementwise to [-bound, bound] in place (NaN stays NaN)."""
+    low = -bound
+    for j in range(row.shape[0]):
+        v = row[j]
+        row[j] = bound if v > bound else (low if v < low else v)
 
 
 def rnn_forward(x, w_ih, w_hh, bias, h0, lengths, training, use_relu):
@@ -88,13 +118,22 @@ def rnn_forward(x, w_ih, w_hh, bias, h0, lengths, training, use_relu):
     return y, h, saved
 
 
-def rnn_backward(saved, dy, dh_n):
-    """Driver: run the fused backward. Returns (dx, dh0, dw_ih, dw_hh, db)."""
+def rnn_backward(saved, dy, dh_n, clip=np.inf, trace=None):
+    """Driver: run the fused backward. Returns (dx, dh0, dw_ih, dw_hh, db).
+
+    clip: per-step bound on dL/dh_t (inf: off); trace: None or a C-contiguous
+    (T, B, H) array of the dtype that receives the clipped dL/dh_t of every step
+    (see :func:`rnn_backward_kernel`).
+    """
     x, w_ih, w_hh, h0, lengths, y, use_relu = saved
+    if trace is None:
+        trace = np.empty((0, x.shape[1], h0.shape[1]), x.dtype)
+    with np.errstate(over="ignore"):  # a bound beyond float32's range means no clipping
+        bound = x.dtype.type(clip)
     dh = dh_n.copy()
     dpre = np.empty_like(y)
     dx = np.empty_like(x)
     dw_ih, dw_hh = np.empty_like(w_ih), np.empty_like(w_hh)
     db = np.empty(w_hh.shape[0], x.dtype)
-    rnn_backward_kernel(x, w_ih, w_hh, h0, lengths, y, dy, dh, dpre, dx, dw_ih, dw_hh, db, use_relu)
+    rnn_backward_kernel(x, w_ih, w_hh, h0, lengths, y, dy, dh, dpre, dx, dw_ih, dw_hh, db, use_relu, bound, trace)
     return dx, dh, dw_ih, dw_hh, db
