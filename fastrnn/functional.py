@@ -38,12 +38,14 @@ import numpy as np
 
 from . import _finite
 from . import _validate as check
+from . import _variants
+from ._variants import GRUVariantGrads, LSTMVariantGrads
 from .kernels import gru as _gru
 from .kernels import lstm as _lstm
 from .kernels import rnn as _rnn
 
 __all__ = ["lstm", "gru", "rnn", "lstm_backward", "gru_backward", "rnn_backward",
-           "LSTMGrads", "LSTMProjectionGrads", "GRUGrads", "RNNGrads"]
+           "LSTMGrads", "LSTMProjectionGrads", "GRUGrads", "RNNGrads", "LSTMVariantGrads", "GRUVariantGrads"]
 
 
 class LSTMGrads(NamedTuple):
@@ -199,6 +201,26 @@ def _bptt_options(ctx, gpu, clip_per_step, hidden_grads_out, check_finite, input
     return clip, trace, check_finite
 
 
+def _untimed_grads(result):
+    """(name, array) of a gradient tuple's fields other than dx; nested tuples (variant grads) flattened."""
+    pairs = []
+    for name, value in result._asdict().items():
+        if name == "dx":
+            continue
+        if isinstance(value, tuple):
+            pairs += [(f"{name}[{k}]", v) for k, v in enumerate(value)]
+        else:
+            pairs.append((name, value))
+    return pairs
+
+
+def _variant_device(gpu, cell, options):
+    if gpu:
+        chosen = [name for name, value in options._asdict().items() if value is not None and value is not False]
+        raise NotImplementedError(f"the {cell} variant options {chosen} run on the CPU kernels only; "
+                                  "use device='cpu'")
+
+
 # --- device="cuda" (fastrnn.cuda, imported only when asked for) ------------------
 def _placement(device, **arrays):
     """``(gpu, arrays)`` for one call; ``device`` is "cpu", "cuda" or a Context.
@@ -226,7 +248,8 @@ def _placement(device, **arrays):
 
 
 def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, training=False, w_hr=None,
-         device="cpu", check_finite=False):
+         device="cpu", check_finite=False, *, coupled=False, peephole=None, cell_clip=None, layer_norm=None,
+         input_mask=None, recurrent_mask=None, weight_hh_mask=None, zoneout_h=None, zoneout_c=None):
     """LSTM over a whole sequence (gates i, f, g, o), optionally with projection.
 
     x (T, B, I); w_ih (4H, I); w_hh (4H, H); b_ih, b_hh (4H,) or None; h0, c0 (B, H)
@@ -237,17 +260,40 @@ def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, tr
     :func:`lstm_backward` (None unless ``training``). Same dtype as x.
     ``device``: "cpu" or "cuda" (fastrnn.cuda; see the module docstring).
     ``check_finite``: raise on NaN/Inf in the inputs or outputs (module docstring).
+
+    Variants (CPU; equations in fastrnn.reference.lstm_variants; any combination):
+    ``coupled=True`` couples the input and forget gates (i = 1 - f): w_ih (3H, I),
+    w_hh (3H, H), biases (3H,) hold the blocks f, g, o. ``peephole=(w_ci, w_cf, w_co)``
+    (H,) each (w_ci None when coupled). ``cell_clip`` > 0 clips the cell state.
+    ``layer_norm=(g_ih (GH,), g_hh (GH,), g_c (H,), b_c (H,))`` normalizes the input
+    and recurrent pre-activations and the cell. ``input_mask`` (B, I),
+    ``recurrent_mask`` (B, H) (applied to h_{t-1} in the recurrent product) and
+    ``weight_hh_mask`` (GH, H) (DropConnect) are scaled dropout masks used at every
+    step; ``zoneout_h``/``zoneout_c``: (T, B, H) keep-previous masks in [0, 1], or
+    a probability p (evaluation: p * previous + (1 - p) * new). Not with ``w_hr``.
+    The backward then returns :class:`LSTMVariantGrads`.
     """
     gpu, (x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr) = _placement(
         device, x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, c0=c0, lengths=lengths, w_hr=w_hr)
+    coupled = check.flag("coupled", coupled)
     x, w_ih, w_hh, b_ih, b_hh, w_hr, hidden, lengths, training = _prepare(
-        x, w_ih, w_hh, b_ih, b_hh, 4, lengths, training, w_hr)
+        x, w_ih, w_hh, b_ih, b_hh, 3 if coupled else 4, lengths, training, w_hr)
     width = hidden if w_hr is None else w_hr.shape[0]
     h0 = check.state("h0", h0, x.shape[1], width, x.dtype, "(B, P)" if w_hr is not None else "(B, H)")
     c0 = check.state("c0", c0, x.shape[1], hidden, x.dtype)
     if _finite_flag(gpu, check_finite, "lstm", ""):
         _require_finite("lstm", "input", [("x", x)], [("h0", h0), ("c0", c0), ("w_ih", w_ih), ("w_hh", w_hh),
                                                       ("b_ih", b_ih), ("b_hh", b_hh), ("w_hr", w_hr)])
+    options = _variants.lstm_options(x, hidden, coupled, peephole, cell_clip, layer_norm, input_mask,
+                                     recurrent_mask, weight_hh_mask, zoneout_h, zoneout_c)
+    if options is not None:
+        _variant_device(gpu, "lstm", options)
+        if w_hr is not None:
+            raise ValueError("w_hr (projection) cannot be combined with the LSTM variant options")
+        y, h_n, c_n, saved = _variants.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, options)
+        if check_finite:
+            _require_finite("lstm", "output", [("y", y)], [("h_n", h_n), ("c_n", c_n)])
+        return y, h_n, c_n, (Context("lstm", saved, x, hidden, b_ih, b_hh) if training else None)
     if gpu:
         y, h_n, c_n, saved = gpu.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, w_hr)
         return y, h_n, c_n, (Context("lstm", saved, x, hidden, b_ih, b_hh, width) if training else None)
@@ -281,17 +327,21 @@ def lstm_backward(ctx, dy, dh_n=None, dc_n=None, *, clip_per_step=None, check_fi
         return LSTMGrads(*grads) if dw_hr is None else LSTMProjectionGrads(*grads, dw_hr)
     if check_finite:
         _require_finite("lstm_backward", "input", [("dy", dy)], [("dh_n", dh_n), ("dc_n", dc_n)])
-    dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr = _lstm.lstm_backward(ctx.saved, dy, dh_n, dc_n, clip, trace)
-    grads = (dx, dh0, dc0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))
-    result = LSTMGrads(*grads) if dw_hr is None else LSTMProjectionGrads(*grads, dw_hr)
+    if isinstance(ctx.saved, _variants.VariantSaved):
+        result = _variants.lstm_backward(ctx.saved, dy, dh_n, dc_n, (ctx.has_b_ih, ctx.has_b_hh), clip, trace)
+    else:
+        dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr = _lstm.lstm_backward(ctx.saved, dy, dh_n, dc_n, clip, trace)
+        grads = (dx, dh0, dc0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))
+        result = LSTMGrads(*grads) if dw_hr is None else LSTMProjectionGrads(*grads, dw_hr)
     if check_finite:
         _require_finite("lstm_backward", "result", [("dx", dx)],
-                        [(name, value) for name, value in result._asdict().items() if name != "dx"])
+                        _untimed_grads(result))
     return result
 
 
 def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=False, reset_after=True,
-        device="cpu", check_finite=False):
+        device="cpu", check_finite=False, *, layer_norm=None, input_mask=None, recurrent_mask=None,
+        weight_hh_mask=None, zoneout_h=None):
     """GRU over a whole sequence (gates r, z, n).
 
     ``reset_after=True`` is PyTorch's form, n = tanh(W_in x + b_in + r * (W_hn h + b_hn));
@@ -301,6 +351,13 @@ def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=Fal
     ctx for :func:`gru_backward` (None unless ``training``).
     ``device``: "cpu" or "cuda" (fastrnn.cuda; see the module docstring).
     ``check_finite``: raise on NaN/Inf in the inputs or outputs (module docstring).
+
+    Variants (CPU; equations in fastrnn.reference.gru_variants): ``layer_norm=(g_ih,
+    g_hh)`` (3H,) gains normalizing the input and recurrent pre-activations;
+    ``input_mask`` (B, I), ``recurrent_mask`` (B, H), ``weight_hh_mask`` (3H, H):
+    scaled dropout masks used at every step; ``zoneout_h``: (T, B, H) keep-previous
+    masks in [0, 1] or a probability (evaluation). Layer norm, recurrent_mask and
+    zoneout need ``reset_after=True``. The backward then returns :class:`GRUVariantGrads`.
     """
     gpu, (x, w_ih, w_hh, b_ih, b_hh, h0, lengths) = _placement(
         device, x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, lengths=lengths)
@@ -310,6 +367,14 @@ def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=Fal
     if _finite_flag(gpu, check_finite, "gru", ""):
         _require_finite("gru", "input", [("x", x)], [("h0", h0), ("w_ih", w_ih), ("w_hh", w_hh),
                                                      ("b_ih", b_ih), ("b_hh", b_hh)])
+    options = _variants.gru_options(x, hidden, reset_after, layer_norm, input_mask, recurrent_mask,
+                                    weight_hh_mask, zoneout_h)
+    if options is not None:
+        _variant_device(gpu, "gru", options)
+        y, h_n, saved = _variants.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after, options)
+        if check_finite:
+            _require_finite("gru", "output", [("y", y)], [("h_n", h_n)])
+        return y, h_n, (Context("gru", saved, x, hidden, b_ih, b_hh) if training else None)
     if gpu:
         y, h_n, saved = gpu.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after)
         return y, h_n, (Context("gru", saved, x, hidden, b_ih, b_hh) if training else None)
@@ -338,11 +403,14 @@ def gru_backward(ctx, dy, dh_n=None, *, clip_per_step=None, check_finite=False, 
         return GRUGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
     if check_finite:
         _require_finite("gru_backward", "input", [("dy", dy)], [("dh_n", dh_n)])
-    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _gru.gru_backward(ctx.saved, dy, dh_n, clip, trace)
-    result = GRUGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
+    if isinstance(ctx.saved, _variants.VariantSaved):
+        result = _variants.gru_backward(ctx.saved, dy, dh_n, (ctx.has_b_ih, ctx.has_b_hh), clip, trace)
+    else:
+        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _gru.gru_backward(ctx.saved, dy, dh_n, clip, trace)
+        result = GRUGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
     if check_finite:
         _require_finite("gru_backward", "result", [("dx", dx)],
-                        [(name, value) for name, value in result._asdict().items() if name != "dx"])
+                        _untimed_grads(result))
     return result
 
 
@@ -396,5 +464,5 @@ def rnn_backward(ctx, dy, dh_n=None, *, clip_per_step=None, check_finite=False, 
     result = RNNGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))
     if check_finite:
         _require_finite("rnn_backward", "result", [("dx", dx)],
-                        [(name, value) for name, value in result._asdict().items() if name != "dx"])
+                        _untimed_grads(result))
     return result

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _validate as check
 from .. import functional as F
+from . import variants as _variants
 from .module import Module, Parameter
 
 __all__ = ["RNN", "LSTM", "GRU"]
@@ -38,7 +39,8 @@ class _RecurrentBase(Module, register=False):
     _gates = 1
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, init="torch", **cell_options):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, init="torch", variants=None,
+                 **cell_options):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -54,11 +56,14 @@ class _RecurrentBase(Module, register=False):
         # An int seed travels with save/load; a Generator cannot (it is not JSON).
         self.dtype, self.seed = dtype, (int(seed) if isinstance(seed, (int, np.integer)) else None)
         self.cell_options = cell_options
+        self.variants = variants or {}  # the non-default variant options (see _variant_options)
+        if self.variants and self.proj_size:
+            raise ValueError(f"proj_size cannot be combined with the variant options {sorted(self.variants)}")
         self._rng = np.random.default_rng(seed)
         self._saved = None
         self._device = "cpu"
         bound = 1.0 / np.sqrt(self.hidden_size)
-        width = self._gates * self.hidden_size
+        width = self.gate_count * self.hidden_size
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else self.output_size * self.num_directions
             for suffix in self._suffixes():
@@ -70,10 +75,30 @@ class _RecurrentBase(Module, register=False):
                 for name, shape in shapes:  # torch's registration order and U(-1/sqrt(H), 1/sqrt(H))
                     data = self._rng.uniform(-bound, bound, shape).astype(dtype)
                     self.register_parameter(f"{name}_l{layer}{suffix}", Parameter(data))
+                for name, data in self._variant_parameters(bound):
+                    self.register_parameter(f"{name}_l{layer}{suffix}", Parameter(data.astype(dtype)))
         self.init = init
         if init != "torch":  # the default above is torch's; other schemes re-draw (fastrnn.init)
             from ..init import initialize
             initialize(self, init, seed=self._rng)
+
+    @property
+    def gate_count(self):
+        """G, the number of gate blocks in weight_ih / weight_hh (3 for a coupled-gate LSTM)."""
+        return 3 if self.variants.get("coupled_gates") else self._gates
+
+    def _variant_parameters(self, bound):
+        """(name, initial value) of the variant parameters of one layer and direction (nn.variants)."""
+        return _variants.parameters(self._cell, self.variants, self.hidden_size, self.gate_count * self.hidden_size,
+                                    self._rng, bound)
+
+    def _variant_arguments(self, layer, suffix, shape, training):
+        """Variant keywords of fastrnn.functional for one (layer, direction) call on input of shape (T, B, I)."""
+        return _variants.arguments(self, self._cell, layer, suffix, shape, training)
+
+    def _variant_grads(self, layer, suffix, grads):
+        """(Parameter, gradient) pairs of the variant parameters from one backward call."""
+        return _variants.gradients(self, self._cell, layer, suffix, grads) if self.variants else []
 
     @property
     def proj_size(self):
@@ -96,6 +121,7 @@ class _RecurrentBase(Module, register=False):
         return dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
                     bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
                     bidirectional=self.bidirectional, dtype=self.dtype, seed=self.seed, **self.cell_options,
+                    **self.variants,
                     **({} if self.init == "torch" else {"init": self.init}))
 
     def extra_repr(self):
@@ -105,7 +131,7 @@ class _RecurrentBase(Module, register=False):
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
             if getattr(self, name) != default:
                 text += f", {name}={getattr(self, name)}"
-        for name, value in self.cell_options.items():
+        for name, value in {**self.cell_options, **self.variants}.items():
             text += f", {name}={value!r}"
         return text + f", dtype={self.dtype}"
 
@@ -140,6 +166,9 @@ class _RecurrentBase(Module, register=False):
         """A :class:`fastrnn.nn.streaming.Stream` for step-by-step inference with this
         layer's weights (unidirectional layers only): ``s.step(x_t)`` per time step or
         chunk, ``s.reset()``, ``s.state``."""
+        if self.variants:
+            raise NotImplementedError(f"stream() does not support the variant options {sorted(self.variants)} yet; "
+                                      "call the layer on chunks instead")
         from .streaming import Stream  # streaming builds on this module
         return Stream(self, batch_size)
 
@@ -200,7 +229,8 @@ class _RecurrentBase(Module, register=False):
                 index = layer * self.num_directions + direction
                 weights = [None if p is None else p.data for p in self._weights(layer, suffix)]
                 seq = layer_input if direction == 0 else _reverse_within_lengths(layer_input, lengths)
-                result = self._call_cell(seq, weights, [s[index] for s in states], lengths, training)
+                variant = self._variant_arguments(layer, suffix, seq.shape, training)
+                result = self._call_cell(seq, weights, [s[index] for s in states], lengths, training, **variant)
                 y_dir, final, ctx = result[0], result[1:-1], result[-1]
                 for store, value in zip(finals, final):
                     store[index] = value
@@ -236,6 +266,8 @@ class _RecurrentBase(Module, register=False):
                 for param, grad in zip(params, weight_grads):
                     if param is not None:
                         param.accumulate_grad(grad, copy=False)
+                for param, grad in self._variant_grads(layer, suffix, grads):
+                    param.accumulate_grad(grad, copy=False)
                 dx = grads.dx if direction == 0 else _reverse_within_lengths(grads.dx, lengths)
                 d_in = dx if d_in is None else d_in + dx
             if mask is not None:
@@ -305,7 +337,7 @@ class RNN(_SingleStateRecurrent):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          dtype, seed, init, nonlinearity=nonlinearity)
 
-    def _call_cell(self, x, weights, states, lengths, training):
+    def _call_cell(self, x, weights, states, lengths, training, **variant):
         return F.rnn(x, *weights[:4], states[0], lengths, training, device=self._device, **self.cell_options)
 
     def _call_backward(self, ctx, dy, d_finals):
@@ -317,17 +349,32 @@ class GRU(_SingleStateRecurrent):
 
     ``reset_after=False`` switches to the Cho et al. 2014 form (Keras
     ``reset_after=False``); the default is torch's. Extra arguments: ``dtype``, ``seed``, ``init`` (see RNN).
+
+    Variant options (fused in the kernels; see :mod:`fastrnn.nn.variants` for the
+    parameter names): ``layer_norm`` (input and recurrent pre-activations normalized
+    separately), ``input_dropout``, ``recurrent_dropout`` (one mask per sequence),
+    ``zoneout`` (on h) and ``weight_dropout`` (DropConnect on weight_hh). Layer norm,
+    recurrent dropout and zoneout need ``reset_after=True``.
     """
 
     _cell, _gates = "gru", 3
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, reset_after=True, dtype=np.float32, seed=None, init="torch"):
+                 dropout=0.0, bidirectional=False, reset_after=True, dtype=np.float32, seed=None, init="torch",
+                 layer_norm=False, input_dropout=0.0, recurrent_dropout=0.0, zoneout=0.0, weight_dropout=0.0):
+        variants = _variants.check_options("gru", dict(
+            layer_norm=layer_norm, input_dropout=input_dropout, recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout, weight_dropout=weight_dropout))
+        reset_after = check.flag("reset_after", reset_after)
+        needs_reset_after = sorted(set(variants) & {"layer_norm", "recurrent_dropout", "zoneout"})
+        if needs_reset_after and not reset_after:
+            raise ValueError(f"{needs_reset_after} need reset_after=True (the reset-before GRU has no such kernel)")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype, seed, init, reset_after=check.flag("reset_after", reset_after))
+                         dtype, seed, init, variants=variants, reset_after=reset_after)
 
-    def _call_cell(self, x, weights, states, lengths, training):
-        return F.gru(x, *weights[:4], states[0], lengths, training, device=self._device, **self.cell_options)
+    def _call_cell(self, x, weights, states, lengths, training, **variant):
+        return F.gru(x, *weights[:4], states[0], lengths, training, device=self._device, **self.cell_options,
+                     **variant)
 
     def _call_backward(self, ctx, dy, d_finals):
         return F.gru_backward(ctx, dy, d_finals[0])
@@ -339,19 +386,33 @@ class LSTM(_RecurrentBase):
     Call ``y, (h_n, c_n) = lstm(x, hx=None, lengths=None)``. ``proj_size > 0`` adds
     torch's projection h = W_hr (o * tanh(c)) (parameters ``weight_hr_l{k}``, h and
     y of width proj_size). Extra arguments: ``dtype``, ``seed``, ``init`` (see RNN).
+
+    Variant options (fused in the kernels; see :mod:`fastrnn.nn.variants` for the
+    parameter names): ``peephole`` (Gers et al.: c_{t-1} into i and f, c_t into o),
+    ``coupled_gates`` (CIFG: i = 1 - f, no input-gate weights), ``cell_clip``
+    (cuDNN-style clip of c), ``layer_norm`` (input and recurrent pre-activations and
+    the cell, each normalized with a learned gain), ``input_dropout`` and
+    ``recurrent_dropout`` (one mask per sequence), ``zoneout`` (p or (p_h, p_c)) and
+    ``weight_dropout`` (DropConnect on weight_hh). Not combinable with proj_size.
     """
 
     _cell, _gates = "lstm", 4
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float32, seed=None, init="torch"):
+                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float32, seed=None, init="torch",
+                 peephole=False, coupled_gates=False, cell_clip=None, layer_norm=False, input_dropout=0.0,
+                 recurrent_dropout=0.0, zoneout=0.0, weight_dropout=0.0):
         if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or proj_size < 0:
             raise ValueError(f"proj_size must be a non-negative integer, got {proj_size!r}")
         if proj_size >= hidden_size:
             raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}")
         options = {"proj_size": int(proj_size)} if proj_size else {}
+        variants = _variants.check_options("lstm", dict(
+            peephole=peephole, coupled_gates=coupled_gates, cell_clip=cell_clip, layer_norm=layer_norm,
+            input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+            weight_dropout=weight_dropout))
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype, seed, init, **options)
+                         dtype, seed, init, variants=variants, **options)
 
     def forward(self, x, hx=None, lengths=None):
         """Run the layer over a sequence.
@@ -390,9 +451,9 @@ class LSTM(_RecurrentBase):
             raise TypeError(f"{name} must be a pair (h, c), got {type(value).__name__}")
         return value
 
-    def _call_cell(self, x, weights, states, lengths, training):
+    def _call_cell(self, x, weights, states, lengths, training, **variant):
         return F.lstm(x, *weights[:4], states[0], states[1], lengths, training, w_hr=weights[4],
-                      device=self._device)
+                      device=self._device, **variant)
 
     def _call_backward(self, ctx, dy, d_finals):
         return F.lstm_backward(ctx, dy, d_finals[0], d_finals[1])
