@@ -24,6 +24,14 @@ def kernel(fn):
     return numba.njit(**_OPTIONS)(fn)
 
 
+def reduction_kernel(fn):
+    """Like :func:`kernel` but LLVM may reassociate floating-point adds, so sums over a
+    row vectorize (strict left-to-right order keeps them scalar: one add per ~4
+    cycles). Only for helpers whose sums feed a tolerance-tested result (layer norm);
+    the result then depends on the vector width in the last bits."""
+    return numba.njit(**{**_OPTIONS, "fastmath": {"contract", "reassoc"}})(fn)
+
+
 def inline_kernel(fn):
     """Like :func:`kernel` but always inlined into its caller (small scalar helpers)."""
     return numba.njit(inline="always", **_OPTIONS)(fn)

@@ -4,16 +4,17 @@
 
 The gain and bias are applied by the caller (they fold into the gate assembly);
 these helpers only normalize and undo the normalization's Jacobian. The row is
-short (G*H <= a few thousand), so two passes over it stay in L1.
+short (G*H <= a few thousand), so the passes over it stay in L1; the sums are
+compiled with reassociation (``_jit.reduction_kernel``) so that they vectorize.
 """
 import numpy as np
 
-from .._jit import inline_kernel
+from .._jit import reduction_kernel
 
 EPS = 1e-5  # torch.nn.LayerNorm's default
 
 
-@inline_kernel
+@reduction_kernel
 def normalize_row(v, out):
     """out (N,) = LN(v (N,)); returns rstd = 1 / sqrt(var + eps). out may alias v."""
     n = v.shape[0]
@@ -32,7 +33,7 @@ def normalize_row(v, out):
     return rstd
 
 
-@inline_kernel
+@reduction_kernel
 def normalize_row_backward(d_hat, v_hat, rstd, d_v):
     """d_v (N,) = dL/dv given d_hat = dL/dLN(v) (N,), v_hat = LN(v) and its rstd.
 

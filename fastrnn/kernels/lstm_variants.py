@@ -80,10 +80,6 @@ def lstm_variants_forward_kernel(x, weights, bias, options, h, c, lengths, y, ga
     rows = steps * batch
     gates_2d = gates.reshape(rows, width)
     matmul_transposed(x.reshape(rows, n_in), w_ih, w_ih_t, gates_2d)
-    if layer_norm:  # the input side is not recurrent: normalize every step up front
-        xhat_2d = xhat_ih.reshape(rows, width)
-        for r in range(rows):
-            rstd[r // batch, r % batch, 0] = normalize_row(gates_2d[r], xhat_2d[r])
     for t in range(steps):
         ti = t if training else 0
         source = h
@@ -104,15 +100,12 @@ def lstm_variants_forward_kernel(x, weights, bias, options, h, c, lengths, y, ga
                 if training:
                     c_all[t, b] = c_b
                     ct_all[t, b] = 0
-                    if layer_norm:  # read (times a zero gradient) by the gain gradient
-                        xhat_hh[t, b] = 0
-                        chat[t, b] = 0
                 continue
             row = gates[t, b]
-            if layer_norm:
-                xh = xhat_hh[ti, b]
+            if layer_norm:  # both sides per step, while the rows are in cache
+                xi, xh = xhat_ih[t, b], xhat_hh[ti, b]
+                rstd[t, b, 0] = normalize_row(row, xi)
                 rstd[t, b, 1] = normalize_row(raw_hh[b], xh)
-                xi = xhat_ih[t, b]
                 for j in range(width):
                     row[j] = g_ih[j] * xi[j] + g_hh[j] * xh[j]
             if peephole:  # i and f look at the previous cell
@@ -200,6 +193,8 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
     clip_dh, tracing = clip < np.inf, trace.shape[0] > 0
     one, zero = x.dtype.type(1), x.dtype.type(0)
     dpeep[:] = 0
+    dg_ih[:] = 0
+    dg_hh[:] = 0
     dg_c[:] = 0
     db_c[:] = 0
     cc, th, du, dcc = vec[0], vec[1], vec[2], vec[3]
@@ -221,6 +216,7 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
                 d_row[:] = 0  # frozen state: dh, dc pass through unchanged
                 if layer_norm:
                     d_raw_hh[t, b] = 0
+                    d_raw_ih[t, b] = 0
                 continue
             row, ct, dh_b, dc_b = gates[t, b], ct_all[t, b], dh[b], dc[b]
             f, g, o = row[f_at:g_at], row[g_at:o_at], row[o_at:]
@@ -313,11 +309,19 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
                     dh_b[j] *= zh[j]
             else:
                 dh_b[:] = 0
-            if layer_norm:
-                dr = d_raw_hh[t, b]
+            if layer_norm:  # both sides per step, while the rows are in cache
+                xi, xh = xhat_ih[t, b], xhat_hh[t, b]
                 for j in range(width):
-                    dr[j] = d_row[j] * g_hh[j]
-                normalize_row_backward(dr, xhat_hh[t, b], rstd[t, b, 1], dr)
+                    dg_ih[j] += d_row[j] * xi[j]
+                for j in range(width):
+                    dg_hh[j] += d_row[j] * xh[j]
+                d_in, d_rec = d_raw_ih[t, b], d_raw_hh[t, b]
+                for j in range(width):
+                    d_in[j] = d_row[j] * g_ih[j]
+                normalize_row_backward(d_in, xi, rstd[t, b, 0], d_in)
+                for j in range(width):
+                    d_rec[j] = d_row[j] * g_hh[j]
+                normalize_row_backward(d_rec, xh, rstd[t, b, 1], d_rec)
         d_rec = d_raw_hh[t] if layer_norm else dgates[t]
         if masked:
             dhbar[:] = 0
@@ -328,36 +332,21 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
                         dh[b, j] += dhbar[b, j] * rec_mask[b, j]
         else:
             matmul_add(d_rec, w_hh, dh)
-    _parameter_grads(x, h0, y, dgates, d_raw_hh, d_raw_ih, h_in, norm, (g_ih, g_hh), rec_mask, w_ih,
-                     dx, dw_ih, dw_hh, db[0], dg_ih, dg_hh)
+    _parameter_grads(x, h0, y, dgates, d_raw_hh, d_raw_ih, h_in, layer_norm, rec_mask, w_ih, dx, dw_ih, dw_hh,
+                     db[0])
 
 
 @kernel
-def _parameter_grads(x, h0, y, dgates, d_raw_hh, d_raw_ih, h_in, norm, gains, rec_mask, w_ih,
-                     dx, dw_ih, dw_hh, db, dg_ih, dg_hh):
-    """Input, weight, bias and layer-norm gain gradients after the time loop (GEMMs and sums)."""
-    xhat_ih, xhat_hh, _, rstd = norm
-    g_ih, g_hh = gains
+def _parameter_grads(x, h0, y, dgates, d_raw_hh, d_raw_ih, h_in, layer_norm, rec_mask, w_ih, dx, dw_ih, dw_hh, db):
+    """Input, weight and bias gradients after the time loop (GEMMs and a sum)."""
     steps, batch, n_in = x.shape
     hidden, width = h0.shape[1], w_ih.shape[0]
     rows = steps * batch
     dg_2d = dgates.reshape(rows, width)
     sum_rows(dg_2d, db)
     d_in, d_rec = dg_2d, dg_2d
-    if g_ih.shape[0] > 0:
+    if layer_norm:
         d_in, d_rec = d_raw_ih.reshape(rows, width), d_raw_hh.reshape(rows, width)
-        xi, xh = xhat_ih.reshape(rows, width), xhat_hh.reshape(rows, width)
-        dg_ih[:] = 0
-        dg_hh[:] = 0
-        for r in range(rows):
-            d_r, dg_r = d_in[r], dg_2d[r]
-            for j in range(width):
-                dg_ih[j] += dg_r[j] * xi[r, j]
-            for j in range(width):
-                dg_hh[j] += dg_r[j] * xh[r, j]
-            for j in range(width):
-                d_r[j] = dg_r[j] * g_ih[j]
-            normalize_row_backward(d_r, xi[r], rstd[r // batch, r % batch, 0], d_r)
     gemm(False, False, 1.0, d_in, w_ih, 0.0, dx.reshape(rows, n_in))
     gemm(True, False, 1.0, d_in, x.reshape(rows, n_in), 0.0, dw_ih)
     if rec_mask.shape[0] > 0:  # W_hh saw the masked state

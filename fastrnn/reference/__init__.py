@@ -17,10 +17,12 @@ Backward functions return the gradients of
 """
 from .gru import gru_backward, gru_forward
 from .lstm import lstm_backward, lstm_forward
+from .lstm_variants import lstm_variants_backward, lstm_variants_forward
 from .rnn import rnn_backward, rnn_forward
 
 __all__ = [
     "lstm_forward", "lstm_backward",
+    "lstm_variants_forward", "lstm_variants_backward",
     "gru_forward", "gru_backward",
     "rnn_forward", "rnn_backward",
 ]
