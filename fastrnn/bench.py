@@ -581,6 +581,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-layers", dest="layers", action="store_false",
                    help="skip the layer section (layer overhead, 2-layer bidirectional with lengths vs "
                         "torch's packed path, streaming step latency)")
+    p.add_argument("--no-variants", dest="variants", action="store_false",
+                   help="skip the variant section (peephole, coupled gates, layer norm, dropouts, zoneout "
+                        "against the plain kernel at S2; layer-norm LSTM against torch)")
     args = p.parse_args(argv)
     if args.threads < 1:
         p.error("--threads must be at least 1")
@@ -611,6 +614,13 @@ def main(argv=None, out=None) -> dict:
         print("\n" + format_layer_section(layer, stream), file=out, flush=True)
         layers = {"layer": [list(r) for r in layer], "stream": [list(r) for r in stream]}
 
+    variants = None
+    if args.variants:
+        from .bench_variants import format_variant_section, variant_rows
+        rows_v, torch_v = variant_rows(rounds=3 if args.quick else 15, seed=args.seed)
+        print("\n" + format_variant_section(rows_v, torch_v), file=out, flush=True)
+        variants = {"variants": [list(r) for r in rows_v], "torch": [list(r) for r in torch_v]}
+
     compiled = None
     if args.compile_time:
         names = [c.name for c in args.cells] if not args.quick else [args.cells[0].name]
@@ -622,7 +632,7 @@ def main(argv=None, out=None) -> dict:
     print(f"\ntotal wall time {wall:.1f} s; load average at end {load}", file=out, flush=True)
     report = {"machine": info, "policy": vars(policy), "quick": args.quick,
               "sizes": {s.name: vars(s) for s in args.sizes}, "rows": [r.to_json() for r in rows], "layers": layers,
-              "compile": compiled, "wall_s": wall, "load_average_end": load}
+              "variants": variants, "compile": compiled, "wall_s": wall, "load_average_end": load}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
