@@ -170,6 +170,10 @@ class _RecurrentSpec:
         self.bias, self.batch_first = bool(module.bias), bool(module.batch_first)
         self.num_directions = 2 if module.bidirectional else 1
         if origin == "fastrnn":
+            if module.variants:
+                raise NotImplementedError(
+                    f"{type(module).__name__} uses the variant options {sorted(module.variants)}, which ONNX's "
+                    "standard recurrent operators do not express; export a layer without them")
             options = module.cell_options
             self.proj_size = int(options.get("proj_size", 0))
             self.reset_after = bool(options.get("reset_after", True))

@@ -9,8 +9,11 @@ stacked/bidirectional states), so a torch ``state_dict`` loads unchanged. Each
 sequence's outputs past its length are zero, its final state is taken at its last
 valid step, and the reverse direction starts at each sequence's own last step.
 """
+import contextlib
+
 import numpy as np
 
+from .. import _finite
 from .. import _validate as check
 from .. import functional as F
 from . import variants as _variants
@@ -30,6 +33,24 @@ def _reverse_within_lengths(a, lengths):
     t = np.arange(steps)[:, None]
     source = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
     return np.take_along_axis(a, source[:, :, None], axis=0)
+
+
+@contextlib.contextmanager
+def _naming_layer(layer, direction, lengths, steps):
+    """Re-raise a check_finite error naming the layer and direction, with the time step
+    in the input's order (the reverse pass runs on time reversed within each length)."""
+    try:
+        yield
+    except _finite.NonFiniteError as error:
+        step = error.step
+        if direction == 1 and step is not None:
+            n = steps if lengths is None else int(lengths[error.sequence])
+            step = n - 1 - step if step < n else step
+        where = f"layer {layer}" + (" reverse direction" if direction == 1 else "")
+        message = str(error) if step == error.step else str(error).replace(f"time step {error.step}",
+                                                                            f"time step {step}")
+        raise _finite.NonFiniteError(f"{message} [{where}]", error.tensor, error.index, error.value, step,
+                                     error.sequence) from None
 
 
 class _RecurrentBase(Module, register=False):
@@ -209,7 +230,7 @@ class _RecurrentBase(Module, register=False):
         return state[:, 0] if unbatched else state
 
     # -- the stack
-    def _run(self, x, states, lengths):
+    def _run(self, x, states, lengths, check_finite=False):
         """Run every layer and direction. states: list of (L*D, B, H) initial states.
 
         Returns (y (T, B, D*H), final states list) and keeps what backward needs when training.
@@ -230,7 +251,9 @@ class _RecurrentBase(Module, register=False):
                 weights = [None if p is None else p.data for p in self._weights(layer, suffix)]
                 seq = layer_input if direction == 0 else _reverse_within_lengths(layer_input, lengths)
                 variant = self._variant_arguments(layer, suffix, seq.shape, training)
-                result = self._call_cell(seq, weights, [s[index] for s in states], lengths, training, **variant)
+                with _naming_layer(layer, direction, lengths, x.shape[0]):
+                    result = self._call_cell(seq, weights, [s[index] for s in states], lengths, training,
+                                             check_finite=check_finite, **variant)
                 y_dir, final, ctx = result[0], result[1:-1], result[-1]
                 for store, value in zip(finals, final):
                     store[index] = value
@@ -241,7 +264,7 @@ class _RecurrentBase(Module, register=False):
         self._saved = (saved_layers, lengths, x.shape) if training else None
         return layer_input, finals
 
-    def _backward_stack(self, dy, d_finals):
+    def _backward_stack(self, dy, d_finals, clip_per_step=None, check_finite=False):
         if self._saved is None:
             raise RuntimeError(f"{type(self).__name__}.backward needs a forward call in training mode first "
                                "(call .train() before the forward; eval() keeps nothing for backward)")
@@ -257,8 +280,10 @@ class _RecurrentBase(Module, register=False):
                 dy_dir = d_out[:, :, direction * hidden:(direction + 1) * hidden]
                 if direction == 1:
                     dy_dir = _reverse_within_lengths(dy_dir, lengths)
-                grads = self._call_backward(contexts[direction], np.ascontiguousarray(dy_dir),
-                                            [d[index] for d in d_finals])
+                with _naming_layer(layer, direction, lengths, x_shape[0]):
+                    grads = self._call_backward(contexts[direction], np.ascontiguousarray(dy_dir),
+                                                [d[index] for d in d_finals], clip_per_step=clip_per_step,
+                                                check_finite=check_finite)
                 for store, value in zip(d_initial, self._initial_state_grads(grads)):
                     store[index] = value
                 params = self._weights(layer, suffix)
@@ -289,32 +314,35 @@ class _RecurrentBase(Module, register=False):
 class _SingleStateRecurrent(_RecurrentBase, register=False):
     """RNN and GRU: one state tensor h."""
 
-    def forward(self, x, h0=None, lengths=None):
+    def forward(self, x, h0=None, lengths=None, check_finite=False):
         """Run the layer over a sequence.
 
         x: (T, B, I), or (B, T, I) with ``batch_first``, or unbatched (T, I); float of
         the layer's dtype. h0: (num_layers * num_directions, B, H) or None (zeros).
         lengths: (B,) ints in 1..T or None. Returns ``(y, h_n)``: y (T, B, D*H) (or
         batch-first / unbatched like x), h_n (num_layers * num_directions, B, H).
+        ``check_finite=True`` raises :class:`fastrnn.NonFiniteError` naming the layer,
+        tensor and first time step holding a NaN or Inf (else they propagate).
         """
         x, unbatched, lengths = self._prepare_input(x, lengths)
         h0 = self._prepare_state("h0", h0, x.shape[1], self.hidden_size, unbatched)
-        y, (h_n,) = self._run(x, [h0], lengths)
+        y, (h_n,) = self._run(x, [h0], lengths, check_finite)
         self._shape = (y.shape, unbatched)
         return self._output(y, unbatched), self._state_out(h_n, unbatched)
 
-    def backward(self, dy, dh_n=None):
+    def backward(self, dy, dh_n=None, clip_per_step=None, check_finite=False):
         """Gradients for the last training-mode forward; accumulates every parameter's ``.grad``.
 
         dy: like the forward's y; dh_n: like its h_n, or None. Returns ``(dx, dh0)`` shaped
-        like the forward's x and h0.
+        like the forward's x and h0. ``clip_per_step=c`` clips every step's dL/dh_t to
+        [-c, c] inside each layer's BPTT (Graves); ``check_finite`` as in :meth:`forward`.
         """
         if self._saved is None:
             return self._backward_stack(None, None)  # raises the explanatory error
         y_shape, unbatched = self._shape
         dy = self._dy_array(dy, y_shape, unbatched)
         dh_n = self._prepare_state("dh_n", dh_n, y_shape[1], self.hidden_size, unbatched)
-        dx, (dh0,) = self._backward_stack(dy, [dh_n])
+        dx, (dh0,) = self._backward_stack(dy, [dh_n], clip_per_step, check_finite)
         return self._output(dx, unbatched), self._state_out(dh0, unbatched)
 
     def _initial_state_grads(self, grads):
@@ -338,10 +366,11 @@ class RNN(_SingleStateRecurrent):
                          dtype, seed, init, nonlinearity=nonlinearity)
 
     def _call_cell(self, x, weights, states, lengths, training, **variant):
-        return F.rnn(x, *weights[:4], states[0], lengths, training, device=self._device, **self.cell_options)
+        return F.rnn(x, *weights[:4], states[0], lengths, training, device=self._device, **self.cell_options,
+                     **variant)
 
-    def _call_backward(self, ctx, dy, d_finals):
-        return F.rnn_backward(ctx, dy, d_finals[0])
+    def _call_backward(self, ctx, dy, d_finals, **safety):
+        return F.rnn_backward(ctx, dy, d_finals[0], **safety)
 
 
 class GRU(_SingleStateRecurrent):
@@ -376,8 +405,8 @@ class GRU(_SingleStateRecurrent):
         return F.gru(x, *weights[:4], states[0], lengths, training, device=self._device, **self.cell_options,
                      **variant)
 
-    def _call_backward(self, ctx, dy, d_finals):
-        return F.gru_backward(ctx, dy, d_finals[0])
+    def _call_backward(self, ctx, dy, d_finals, **safety):
+        return F.gru_backward(ctx, dy, d_finals[0], **safety)
 
 
 class LSTM(_RecurrentBase):
@@ -414,26 +443,27 @@ class LSTM(_RecurrentBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          dtype, seed, init, variants=variants, **options)
 
-    def forward(self, x, hx=None, lengths=None):
+    def forward(self, x, hx=None, lengths=None, check_finite=False):
         """Run the layer over a sequence.
 
         x: (T, B, I), or (B, T, I) with ``batch_first``, or unbatched (T, I).
         hx: ``(h0, c0)``, each (num_layers * num_directions, B, H), or None (zeros).
-        Returns ``(y, (h_n, c_n))`` shaped like torch's.
+        Returns ``(y, (h_n, c_n))`` shaped like torch's. ``check_finite``: see RNN.forward.
         """
         x, unbatched, lengths = self._prepare_input(x, lengths)
         h0, c0 = (None, None) if hx is None else self._pair("hx", hx)
         h0 = self._prepare_state("h0", h0, x.shape[1], self.output_size, unbatched)
         c0 = self._prepare_state("c0", c0, x.shape[1], self.hidden_size, unbatched)
-        y, (h_n, c_n) = self._run(x, [h0, c0], lengths)
+        y, (h_n, c_n) = self._run(x, [h0, c0], lengths, check_finite)
         self._shape = (y.shape, unbatched)
         return self._output(y, unbatched), (self._state_out(h_n, unbatched), self._state_out(c_n, unbatched))
 
-    def backward(self, dy, d_state=None):
+    def backward(self, dy, d_state=None, clip_per_step=None, check_finite=False):
         """Gradients for the last training-mode forward; accumulates every parameter's ``.grad``.
 
         dy: like the forward's y; d_state: ``(dh_n, dc_n)`` (either may be None) or None.
         Returns ``(dx, (dh0, dc0))`` shaped like the forward's x and hx.
+        ``clip_per_step``, ``check_finite``: see RNN.backward.
         """
         if self._saved is None:
             return self._backward_stack(None, None)  # raises the explanatory error
@@ -442,7 +472,7 @@ class LSTM(_RecurrentBase):
         dh_n, dc_n = (None, None) if d_state is None else self._pair("d_state", d_state)
         dh_n = self._prepare_state("dh_n", dh_n, y_shape[1], self.output_size, unbatched)
         dc_n = self._prepare_state("dc_n", dc_n, y_shape[1], self.hidden_size, unbatched)
-        dx, (dh0, dc0) = self._backward_stack(dy, [dh_n, dc_n])
+        dx, (dh0, dc0) = self._backward_stack(dy, [dh_n, dc_n], clip_per_step, check_finite)
         return self._output(dx, unbatched), (self._state_out(dh0, unbatched), self._state_out(dc0, unbatched))
 
     @staticmethod
@@ -455,8 +485,8 @@ class LSTM(_RecurrentBase):
         return F.lstm(x, *weights[:4], states[0], states[1], lengths, training, w_hr=weights[4],
                       device=self._device, **variant)
 
-    def _call_backward(self, ctx, dy, d_finals):
-        return F.lstm_backward(ctx, dy, d_finals[0], d_finals[1])
+    def _call_backward(self, ctx, dy, d_finals, **safety):
+        return F.lstm_backward(ctx, dy, d_finals[0], d_finals[1], **safety)
 
     def _initial_state_grads(self, grads):
         return grads.dh0, grads.dc0
