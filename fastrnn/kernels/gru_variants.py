@@ -25,8 +25,8 @@ nothing; the drivers at the bottom allocate.
 import numpy as np
 
 from .._jit import kernel
-from .activations import dsigmoid, dtanh, one_minus, sigmoid, tanh
-from .blas import gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
+from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh
+from .blas import gemm, matmul_add, matmul_transposed, pack_transposed
 from .common import sum_rows
 from .layer_norm import normalize_row, normalize_row_backward
 
@@ -38,7 +38,8 @@ def gru_variants_forward_kernel(x, weights, biases, h, lengths, y, gates, h_proj
 
     x (T, B, I); weights = (w_ih (3H, I), w_ih_t, w_hh (3H, H), w_hh_t), the ``_t``
     entries packed transposes for the small-batch path (blas.pack_transposed);
-    biases = (b_ih, b_hh), each (3H,); h (B, H) initial state in, final state out
+    biases = (b_ih + b_hh, b_ih, b_hh), each (3H,) (r and z see the sum, n each part
+    on its own side of the reset); h (B, H) initial state in, final state out
     (must not alias h0 the caller keeps); lengths (B,) int64 in 1..T; y (T, B, H) out.
     gates (T, B, 3H) workspace, on return r, z, n; h_proj (B, 3H) workspace;
     ``training`` keeps what the backward needs.
@@ -48,11 +49,12 @@ def gru_variants_forward_kernel(x, weights, biases, h, lengths, y, gates, h_proj
     dropout = (m_h (B, H), hbar (S, B, H)): m_h (0, 0) when off; hbar workspace for
     h_{t-1} * m_h, S = T when training (kept for dW_hh), else 1.
     zoneout: zeta (T, B, H) or (0, 0, 0).
-    h_n_all (T, B, H): A_hh_n of every valid step when training (else may be empty).
+    h_n_all (T, B, H): A_hh_n of every valid step when training without layer norm
+    (else (0, B, H): the backward recomputes it from xhat_hh).
     No output may alias an input.
     """
     w_ih, w_ih_t, w_hh, w_hh_t = weights
-    b_ih, b_hh = biases
+    b_sum, b_ih, b_hh = biases
     g_ih, g_hh, xhat_ih, rstd_ih, xhat_hh, rstd_hh = layer_norm
     m_h, hbar = dropout
     zeta = zoneout
@@ -62,12 +64,15 @@ def gru_variants_forward_kernel(x, weights, biases, h, lengths, y, gates, h_proj
     use_ln = g_ih.shape[0] > 0
     use_mask = m_h.shape[0] > 0
     use_zoneout = zeta.shape[0] > 0
+    keep_hn = training and not use_ln
+    b_rz, b_in, b_hn = b_sum[:2 * hidden], b_ih[2 * hidden:], b_hh[2 * hidden:]
     x_2d = x.reshape(steps * batch, n_in)
     gates_2d = gates.reshape(steps * batch, g3)
 
-    # Input side, all steps at once (not recurrent): A_ih = LN(W_ih x) g_ih + b_ih or W_ih x + b_ih.
+    # Input side, all steps at once (not recurrent): W_ih x, or LN(W_ih x) * g_ih with
+    # layer norm. Biases are added in the step, as in the plain kernel.
+    matmul_transposed(x_2d, w_ih, w_ih_t, gates_2d)
     if use_ln:
-        matmul_transposed(x_2d, w_ih, w_ih_t, gates_2d)
         for t in range(steps):
             for b in range(batch):
                 if t < lengths[b]:
@@ -76,32 +81,23 @@ def gru_variants_forward_kernel(x, weights, biases, h, lengths, y, gates, h_proj
                         xh = xhat_ih[t, b]
                         rstd_ih[t, b] = normalize_row(row, xh)
                         for j in range(g3):
-                            row[j] = xh[j] * g_ih[j] + b_ih[j]
+                            row[j] = xh[j] * g_ih[j]
                     else:
                         normalize_row(row, row)
                         for j in range(g3):
-                            row[j] = row[j] * g_ih[j] + b_ih[j]
-    else:
-        for r in range(steps * batch):
-            gates_2d[r] = b_ih
-        matmul_transposed_add(x_2d, w_ih, w_ih_t, gates_2d)
+                            row[j] *= g_ih[j]
 
     for t in range(steps):
-        # Recurrent product into h_proj: a_hh (layer norm) or a_hh + b_hh.
-        if use_ln:
-            h_proj[:] = 0
-        else:
-            for b in range(batch):
-                h_proj[b] = b_hh
+        # Recurrent product into h_proj: W_hh hbar, or LN(W_hh hbar) * g_hh with layer norm.
         if use_mask:
             hb = hbar[t] if training else hbar[0]
             for b in range(batch):
                 hb_b, h_b, m_b = hb[b], h[b], m_h[b]
                 for j in range(hidden):
                     hb_b[j] = h_b[j] * m_b[j]
-            matmul_transposed_add(hb, w_hh, w_hh_t, h_proj)
+            matmul_transposed(hb, w_hh, w_hh_t, h_proj)
         else:
-            matmul_transposed_add(h, w_hh, w_hh_t, h_proj)
+            matmul_transposed(h, w_hh, w_hh_t, h_proj)
         for b in range(batch):
             h_b, y_tb = h[b], y[t, b]
             if t < lengths[b]:
@@ -111,19 +107,22 @@ def gru_variants_forward_kernel(x, weights, biases, h, lengths, y, gates, h_proj
                         xh = xhat_hh[t, b]
                         rstd_hh[t, b] = normalize_row(hp, xh)
                         for j in range(g3):
-                            hp[j] = xh[j] * g_hh[j] + b_hh[j]
+                            hp[j] = xh[j] * g_hh[j]
                     else:
                         normalize_row(hp, hp)
                         for j in range(g3):
-                            hp[j] = hp[j] * g_hh[j] + b_hh[j]
+                            hp[j] *= g_hh[j]
                 rz, hp_rz = row[:2 * hidden], hp[:2 * hidden]
                 r, z, n = row[0:hidden], row[hidden:2 * hidden], row[2 * hidden:]
                 hn = hp[2 * hidden:]
                 # One output stream per loop, so every loop vectorizes (see activations).
                 for j in range(2 * hidden):
-                    rz[j] = sigmoid(rz[j] + hp_rz[j])
+                    rz[j] += hp_rz[j]
+                sigmoid_rows(rz, b_rz)
                 for j in range(hidden):
-                    n[j] = tanh(n[j] + r[j] * hn[j])
+                    hn[j] += b_hn[j]  # A_hh_n (recomputed by the backward under layer norm)
+                for j in range(hidden):
+                    n[j] = tanh(n[j] + b_in[j] + r[j] * hn[j])
                 if use_zoneout:
                     zt = zeta[t, b]
                     # zeta h + (1 - zeta) ht: exactly h at zeta = 1, exactly ht at zeta = 0.
@@ -133,18 +132,18 @@ def gru_variants_forward_kernel(x, weights, biases, h, lengths, y, gates, h_proj
                     for j in range(hidden):
                         y_tb[j] = n[j] + z[j] * (h_b[j] - n[j])
                 h_b[:] = y_tb
-                if training:
+                if keep_hn:
                     h_n_all[t, b] = hn
             else:
                 y_tb[:] = 0
 
 
 @kernel
-def gru_variants_backward_kernel(x, weights, h0, lengths, y, gates, h_n_all, layer_norm, dropout, zoneout,
+def gru_variants_backward_kernel(x, weights, b_hh, h0, lengths, y, gates, h_n_all, layer_norm, dropout, zoneout,
                                  dy, dh, clip, trace, workspace, grads):
     """Backpropagate through :func:`gru_variants_forward_kernel` (training mode).
 
-    Saved forward arrays (x, weights = (w_ih, w_hh), h0, lengths, y, gates, h_n_all,
+    Saved forward arrays (x, weights = (w_ih, w_hh), b_hh (3H,), h0, lengths, y, gates, h_n_all,
     layer_norm = (g_ih, g_hh, xhat_ih, rstd_ih, xhat_hh, rstd_hh), dropout =
     (m_h, hbar (T, B, H)), zoneout) are read only. dy (T, B, H); dh (B, H): dL/dh_n
     in, dL/dh0 out. clip: scalar of the dtype; where finite, the total dL/dh_t of
@@ -169,6 +168,7 @@ def gru_variants_backward_kernel(x, weights, h0, lengths, y, gates, h_n_all, lay
     use_mask = m_h.shape[0] > 0
     use_zoneout = zeta.shape[0] > 0
     use_trace = trace.shape[0] > 0
+    g_hn, b_hn = g_hh[2 * hidden:], b_hh[2 * hidden:]
     use_clip = clip < np.inf
     neg_clip = -clip
     if use_ln:
@@ -183,7 +183,7 @@ def gru_variants_backward_kernel(x, weights, h0, lengths, y, gates, h_n_all, lay
                 dx_r, dx_z, dx_n = dx_row[0:hidden], dx_row[hidden:2 * hidden], dx_row[2 * hidden:]
                 dh_r, dh_z, dh_n = dh_row[0:hidden], dh_row[hidden:2 * hidden], dh_row[2 * hidden:]
                 h_prev = y[t - 1, b] if t > 0 else h0[b]
-                hn, dy_tb, dh_b = h_n_all[t, b], dy[t, b], dh[b]
+                dy_tb, dh_b = dy[t, b], dh[b]
                 for j in range(hidden):
                     dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
                 if use_clip:
@@ -204,8 +204,14 @@ def gru_variants_backward_kernel(x, weights, h0, lengths, y, gates, h_n_all, lay
                         dx_n[j] = dh_b[j] * one_minus(g_z[j]) * dtanh(g_n[j])
                     for j in range(hidden):
                         dx_z[j] = dh_b[j] * (h_prev[j] - g_n[j]) * dsigmoid(g_z[j])
-                for j in range(hidden):
-                    dx_r[j] = dx_n[j] * hn[j] * dsigmoid(g_r[j])
+                if use_ln:  # A_hh_n = xhat_hh_n * g_hh_n + b_hh_n, as the forward formed it
+                    xh_n = xhat_hh[t, b, 2 * hidden:]
+                    for j in range(hidden):
+                        dx_r[j] = dx_n[j] * (xh_n[j] * g_hn[j] + b_hn[j]) * dsigmoid(g_r[j])
+                else:
+                    hn = h_n_all[t, b]
+                    for j in range(hidden):
+                        dx_r[j] = dx_n[j] * hn[j] * dsigmoid(g_r[j])
                 for j in range(hidden):
                     dh_n[j] = dx_n[j] * g_r[j]
                 dh_r[:] = dx_r
@@ -316,12 +322,13 @@ def gru_variants_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, ln_ih
     else:
         dropout = (_off(dtype, 2), _off(dtype, 3))
     zoneout = zoneout_h if zoneout_h is not None else _off(dtype, 3)
-    h_n_all = np.empty((steps if training else 0, batch, hidden), dtype)
-    gru_variants_forward_kernel(x, weights, (b_ih, b_hh), h, lengths, y, gates, h_proj, training,
+    # Under layer norm A_hh_n is recomputed from xhat_hh by the backward: less fresh memory.
+    h_n_all = np.empty((steps if training and not use_ln else 0, batch, hidden), dtype)
+    gru_variants_forward_kernel(x, weights, (b_ih + b_hh, b_ih, b_hh), h, lengths, y, gates, h_proj, training,
                                 layer_norm, dropout, zoneout, h_n_all)
     if not training:
         return y, h, None
-    saved = (x, w_ih, w_hh, h0, lengths, y, gates, h_n_all, layer_norm, dropout, zoneout)
+    saved = (x, w_ih, w_hh, b_hh, h0, lengths, y, gates, h_n_all, layer_norm, dropout, zoneout)
     return y, h, saved
 
 
@@ -335,7 +342,7 @@ def gru_variants_backward(saved, dy, dh_n, clip=np.inf, trace=None):
     Returns (dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh); dln_* are None
     without layer norm.
     """
-    x, w_ih, w_hh, h0, lengths, y, gates, h_n_all, layer_norm, dropout, zoneout = saved
+    x, w_ih, w_hh, b_hh, h0, lengths, y, gates, h_n_all, layer_norm, dropout, zoneout = saved
     dtype = x.dtype
     steps, batch, _ = x.shape
     hidden = h0.shape[1]
@@ -363,7 +370,7 @@ def gru_variants_backward(saved, dy, dh_n, clip=np.inf, trace=None):
     dhbar = np.empty((batch, hidden) if dropout[0].shape[0] > 0 else (0, 0), dtype)
     workspace = (np.empty_like(gates), np.empty_like(gates), dhbar)
     grads = (dx, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh)
-    gru_variants_backward_kernel(x, (w_ih, w_hh), h0, lengths, y, gates, h_n_all, layer_norm, dropout, zoneout,
+    gru_variants_backward_kernel(x, (w_ih, w_hh), b_hh, h0, lengths, y, gates, h_n_all, layer_norm, dropout, zoneout,
                                  dy, dh, dtype.type(clip), trace, workspace, grads)
     if not use_ln:
         dln_ih = dln_hh = None

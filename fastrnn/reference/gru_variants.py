@@ -131,7 +131,7 @@ def gru_variants_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=N
     return y, h, cache
 
 
-def gru_variants_backward(cache, dy, dh_n=None, *, clip=np.inf, trace=False):
+def gru_variants_backward(cache, dy, dh_n=None, *, clip=np.inf):
     """Backpropagation through time for :func:`gru_variants_forward`.
 
     Parameters
@@ -142,13 +142,13 @@ def gru_variants_backward(cache, dy, dh_n=None, *, clip=np.inf, trace=False):
     clip : per-step derivative clipping (Graves): at every valid step the total
         dL/dh_t (dy_t plus what flows back from step t+1) is clipped elementwise to
         [-clip, clip] before it is propagated. np.inf (default) = exact gradients.
-    trace : if True, the result also has ``trace (T, B, H)``: that (clipped) total
-        dL/dh_t at every valid step, 0 at padded steps.
 
     Returns
     -------
     dict with ``dx``, ``dh0``, ``dw_ih``, ``dw_hh``, ``db_ih``, ``db_hh``, ``dln_ih``,
-    ``dln_hh`` (None where the forward had no such parameter). ``dw_hh`` is the
+    ``dln_hh`` (None where the forward had no such parameter) and ``dh_total
+    (T, B, H)``, the (clipped) total dL/dh_t of every valid step (from y_t plus
+    from step t+1; zero where t >= lengths[b]), as reference.lstm_variants. ``dw_hh`` is the
     gradient w.r.t. the unmasked W_hh and ``dx`` w.r.t. the unmasked x (both
     through their masks).
     """
@@ -206,7 +206,6 @@ def gru_variants_backward(cache, dy, dh_n=None, *, clip=np.inf, trace=False):
         "db_hh": dA_hh2.sum(axis=0) if cache["has_b_hh"] else None,
         "dln_ih": (dA_ih * cache["ih_hat"]).reshape(T * B, 3 * H).sum(axis=0) if layer_norm else None,
         "dln_hh": (dA_hh * cache["hh_hat"]).reshape(T * B, 3 * H).sum(axis=0) if layer_norm else None,
+        "dh_total": dh_total,
     }
-    if trace:
-        grads["trace"] = dh_total
     return grads
