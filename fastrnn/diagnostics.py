@@ -107,7 +107,9 @@ def _run_layer(module, layer, layer_input, states, lengths, training):
         index = layer * module.num_directions + direction
         weights = [None if p is None else p.data for p in module._weights(layer, suffix)]
         seq = layer_input if direction == 0 else _reverse_within_lengths(layer_input, lengths)
-        result = module._call_cell(seq, weights, [s[index] for s in states], lengths, training)
+        # Variant options with eval-mode regularizers (no dropout masks; zoneout's expectation).
+        variant = module._variant_arguments(layer, suffix, seq.shape, False)
+        result = module._call_cell(seq, weights, [s[index] for s in states], lengths, training, **variant)
         y_dir, ctx = result[0], result[-1]
         outputs.append(y_dir if direction == 0 else _reverse_within_lengths(y_dir, lengths))
         contexts.append(ctx)

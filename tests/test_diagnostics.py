@@ -252,3 +252,20 @@ def test_vanishing_gradients_example_quick(tmp_path, capsys, _one_blas_thread):
         assert out_path.read_bytes()[:4] == b"\x89PNG"
     else:
         assert "no plot" in printed
+
+
+def test_layer_form_follows_variant_options():
+    """A variant layer's trace is that of its own cell (eval-mode regularizers), not the plain LSTM's."""
+    import fastrnn
+    from fastrnn.diagnostics import layer_hidden_grads
+    x = np.random.default_rng(0).standard_normal((6, 2, 3))
+    layer = fastrnn.LSTM(3, 4, dtype=np.float64, seed=0, peephole=True, layer_norm=True, zoneout=0.2)
+    trace = layer_hidden_grads(layer, x)
+    weights = [getattr(layer, f"{n}_l0").data for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    variant = layer._variant_arguments(0, "", x.shape, False)
+    y, _, _, ctx = fastrnn.functional.lstm(x, *weights, training=True, **variant)
+    dy = np.zeros_like(y)
+    dy[-1] = trace[-1]  # the default loss: unit-norm gradient on the last step, as recorded
+    expected = np.empty_like(y)
+    fastrnn.functional.lstm_backward(ctx, dy, hidden_grads_out=expected)
+    np.testing.assert_allclose(trace, expected, rtol=1e-12, atol=1e-15)
