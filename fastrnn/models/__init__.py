@@ -8,10 +8,14 @@
 - :class:`CharLM`: character language model, temperature sampling (stateful).
 - :class:`Seq2Seq`: encoder-decoder, teacher forcing, scheduled sampling, greedy
   decoding, Luong dot attention.
+- :class:`SequenceAutoencoder`: LSTM encoder-decoder reconstructing windows;
+  reconstruction error as an anomaly score (:func:`make_windows`, :func:`fold_scores`).
 """
+from .autoencoder import SequenceAutoencoder, fold_scores, make_windows
 from .char_lm import CharLM
 from .classifier import SequenceClassifier, SequenceTagger
 from .forecaster import Forecaster
 from .seq2seq import Seq2Seq
 
-__all__ = ["CharLM", "Forecaster", "Seq2Seq", "SequenceClassifier", "SequenceTagger"]
+__all__ = ["CharLM", "Forecaster", "Seq2Seq", "SequenceAutoencoder", "SequenceClassifier", "SequenceTagger",
+           "fold_scores", "make_windows"]
