@@ -297,32 +297,24 @@ def test_layer_bad_options(kwargs, match):
         fastrnn.LSTM(3, 4, **kwargs)
 
 
-def test_layer_stream_refuses_variants():
-    with pytest.raises(NotImplementedError, match="stream"):
-        fastrnn.LSTM(3, 4, peephole=True).stream()
-
-
-def test_layer_norm_lstm_matches_torch_autograd():
-    """The benchmark's torch layer-norm LSTM (torch.nn.LayerNorm, autograd) computes the
-    same function: an oracle independent of fastrnn.reference."""
-    torch = pytest.importorskip("torch")
-    from fastrnn.bench_variants import TorchLayerNormLSTM
-    rng = np.random.default_rng(0)
-    steps, batch, n_in, hidden = 7, 3, 4, 5
-    w_ih, w_hh = 0.5 * rng.standard_normal((4 * hidden, n_in)), 0.5 * rng.standard_normal((4 * hidden, hidden))
-    b_ih, b_hh = 0.3 * rng.standard_normal(4 * hidden), 0.3 * rng.standard_normal(4 * hidden)
-    ln = (1 + 0.3 * rng.standard_normal(4 * hidden), 1 + 0.3 * rng.standard_normal(4 * hidden),
-          1 + 0.3 * rng.standard_normal(hidden), 0.3 * rng.standard_normal(hidden))
-    x, dy = rng.standard_normal((steps, batch, n_in)), rng.standard_normal((steps, batch, hidden))
-    y, _, _, ctx = F.lstm(x, w_ih, w_hh, b_ih, b_hh, training=True, layer_norm=ln)
-    g = F.lstm_backward(ctx, dy)
-    model = TorchLayerNormLSTM(torch, w_ih, w_hh, b_ih, b_hh, ln)
-    xt = torch.tensor(x, requires_grad=True)
-    yt = model(xt)
-    yt.backward(torch.tensor(dy))
-    pairs = [(yt.detach(), y), (xt.grad, g.dx), (model.w_ih.grad, g.dw_ih), (model.w_hh.grad, g.dw_hh),
-             (model.norm_ih.bias.grad, g.db_ih), (model.norm_hh.bias.grad, g.db_hh),
-             (model.norm_ih.weight.grad, g.dlayer_norm[0]), (model.norm_hh.weight.grad, g.dlayer_norm[1]),
-             (model.norm_c.weight.grad, g.dlayer_norm[2]), (model.norm_c.bias.grad, g.dlayer_norm[3])]
-    for theirs, ours in pairs:
-        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-10, atol=1e-12)
+@pytest.mark.parametrize("cls,options", [
+    (fastrnn.LSTM, dict(peephole=True, layer_norm=True, zoneout=0.1, recurrent_dropout=0.3)),
+    (fastrnn.GRU, dict(layer_norm=True, zoneout=0.2)),
+])
+def test_layer_stream_with_variants_equals_the_eval_call(cls, options):
+    layer = cls(3, 4, num_layers=2, dtype=np.float64, seed=0, **options)
+    x = np.random.default_rng(0).standard_normal((7, 2, 3))
+    stream = layer.stream(batch_size=2)
+    steps = [stream.step(x[0]), stream.step(x[1]), stream.step(x[2:6]), stream(x[6])]
+    y_stream = np.concatenate([steps[0][None], steps[1][None], steps[2], steps[3][None]])
+    layer.eval()
+    y, state = layer(x)
+    np.testing.assert_allclose(y_stream, y, rtol=1e-12, atol=1e-14)
+    final = stream.state
+    for ours, theirs in zip(final if isinstance(final, tuple) else (final,),
+                            state if isinstance(state, tuple) else (state,)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
+    stream.reset()
+    np.testing.assert_allclose(stream.step(x[0]), y[0], rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="batch_size"):
+        stream.step(x[0, 0])

@@ -186,10 +186,12 @@ class _RecurrentBase(Module, register=False):
     def stream(self, batch_size=1):
         """A :class:`fastrnn.nn.streaming.Stream` for step-by-step inference with this
         layer's weights (unidirectional layers only): ``s.step(x_t)`` per time step or
-        chunk, ``s.reset()``, ``s.state``."""
-        if self.variants:
-            raise NotImplementedError(f"stream() does not support the variant options {sorted(self.variants)} yet; "
-                                      "call the layer on chunks instead")
+        chunk, ``s.reset()``, ``s.state``. Layers with variant options get a
+        :class:`fastrnn.nn.variant_stream.VariantStream` (same interface, a layer call
+        per step)."""
+        if self.variants:  # no per-step compiled driver for the variant cells: layer calls per step
+            from .variant_stream import VariantStream
+            return VariantStream(self, batch_size)
         from .streaming import Stream  # streaming builds on this module
         return Stream(self, batch_size)
 
