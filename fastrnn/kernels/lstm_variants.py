@@ -58,8 +58,8 @@ def lstm_variants_forward_kernel(x, weights, bias, options, h, c, lengths, y, ga
     y (T, B, H) output, zero past each length. gates (T, B, GH): on return the
     activated gates. cells = (c_all (T, B, H) cell state after every step, or T = 0
     in inference; ct_all (T, B, H) the unclipped candidate ct of every step, (1, B, H)
-    in inference). norm = (xhat_ih (T, B, GH) normalized input projection (may alias
-    gates in inference), xhat_hh (T, B, GH) ((1, B, GH) in inference), chat (T, B, H)
+    in inference). norm = (xhat_ih (T, B, GH) normalized input projection ((1, B, GH)
+    in inference), xhat_hh (T, B, GH) ((1, B, GH) in inference), chat (T, B, H)
     ((1, B, H) in inference), rstd (T, B, 3) the three inverse deviations); all
     zero-size without layer norm. scratch = (hbar (B, H) or (0, H) without recurrent
     dropout, raw_hh (B, GH) or (0, GH) without layer norm, cclip (B, H) or (0, H)
@@ -103,7 +103,7 @@ def lstm_variants_forward_kernel(x, weights, bias, options, h, c, lengths, y, ga
                 continue
             row = gates[t, b]
             if layer_norm:  # both sides per step, while the rows are in cache
-                xi, xh = xhat_ih[t, b], xhat_hh[ti, b]
+                xi, xh = xhat_ih[ti, b], xhat_hh[ti, b]
                 rstd[t, b, 0] = normalize_row(row, xi)
                 rstd[t, b, 1] = normalize_row(raw_hh[b], xh)
                 for j in range(width):
@@ -172,7 +172,8 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
     work = (dgates (T, B, GH) pre-activation gradients; d_raw_hh (T, B, GH) gradient
     of W_hh hbar with layer norm, else (0, B, GH); d_raw_ih likewise for W_ih x;
     dhbar (B, H) with recurrent dropout else (0, H); h_in (T, B, H) with recurrent
-    dropout (the masked h_{t-1} of every step), else (0, B, H); vec (4, H) scratch).
+    dropout (the masked h_{t-1} of every step), else (0, B, H); vec (4, H) scratch;
+    d_hat (GH,) scratch with layer norm, else (0,)).
     grads = (dx (T, B, I), dw_ih (GH, I), dw_hh (GH, H), db (1, GH), dpeep (3, H) or
     (0, H), (dg_ih (GH,), dg_hh (GH,), dg_c (H,), db_c (H,)) or all (0,)): overwritten.
     clip: per-step bound on dL/dh_t (inf: off). trace (T, B, H) or (0, B, H): receives
@@ -182,7 +183,7 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
     peep, (g_ih, g_hh, g_c, b_c), rec_mask, zone_h, zone_c, cell_clip = options
     c_all, ct_all = cells
     xhat_ih, xhat_hh, chat, rstd = norm
-    dgates, d_raw_hh, d_raw_ih, dhbar, h_in, vec = work
+    dgates, d_raw_hh, d_raw_ih, dhbar, h_in, vec, d_hat = work
     dx, dw_ih, dw_hh, db, dpeep, (dg_ih, dg_hh, dg_c, db_c) = grads
     steps, batch, n_in = x.shape
     hidden, width = c0.shape[1], w_ih.shape[0]
@@ -315,13 +316,13 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
                     dg_ih[j] += d_row[j] * xi[j]
                 for j in range(width):
                     dg_hh[j] += d_row[j] * xh[j]
-                d_in, d_rec = d_raw_ih[t, b], d_raw_hh[t, b]
+                # through a scratch row: in place, LLVM's alias check fails and the loops stay scalar
                 for j in range(width):
-                    d_in[j] = d_row[j] * g_ih[j]
-                normalize_row_backward(d_in, xi, rstd[t, b, 0], d_in)
+                    d_hat[j] = d_row[j] * g_ih[j]
+                normalize_row_backward(d_hat, xi, rstd[t, b, 0], d_raw_ih[t, b])
                 for j in range(width):
-                    d_rec[j] = d_row[j] * g_hh[j]
-                normalize_row_backward(d_rec, xh, rstd[t, b, 1], d_rec)
+                    d_hat[j] = d_row[j] * g_hh[j]
+                normalize_row_backward(d_hat, xh, rstd[t, b, 1], d_raw_hh[t, b])
         d_rec = d_raw_hh[t] if layer_norm else dgates[t]
         if masked:
             dhbar[:] = 0
@@ -391,8 +392,7 @@ def lstm_variants_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training, peepho
     gates = np.empty((steps, batch, width), dt)
     cells = (_empty(dt, steps if training else 0, batch, hidden), _empty(dt, kept, batch, hidden))
     if normed:
-        xhat_ih = np.empty_like(gates) if training else gates  # normalized in place in inference
-        norm = (xhat_ih, _empty(dt, kept, batch, width), _empty(dt, kept, batch, hidden), _empty(dt, steps, batch, 3))
+        norm = (_empty(dt, kept, batch, width), _empty(dt, kept, batch, width), _empty(dt, kept, batch, hidden), _empty(dt, steps, batch, 3))
     else:
         norm = (_empty(dt, 0, batch, width), _empty(dt, 0, batch, width), _empty(dt, 0, batch, hidden),
                 _empty(dt, 0, batch, 3))
@@ -435,7 +435,7 @@ def lstm_variants_backward(saved, dy, dh_n, dc_n, clip=np.inf, trace=None):
     norm_rows = steps if normed else 0
     work = (np.empty_like(gates), _empty(dt, norm_rows, batch, width), _empty(dt, norm_rows, batch, width),
             _empty(dt, batch if masked else 0, hidden), _empty(dt, steps if masked else 0, batch, hidden),
-            _empty(dt, 4, hidden))
+            _empty(dt, 4, hidden), _empty(dt, width if normed else 0))
     dln = tuple(_empty(dt, n if normed else 0) for n in (width, width, hidden, hidden))
     grads = (np.empty_like(x), np.empty_like(w_ih), np.empty_like(w_hh), _empty(dt, 1, width),
              _empty(dt, 3 if peephole else 0, hidden), dln)
