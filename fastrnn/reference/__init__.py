@@ -16,6 +16,7 @@ Backward functions return the gradients of
 ``L = sum(dy * y) + sum(dh_n * h_n) (+ sum(dc_n * c_n))``.
 """
 from .gru import gru_backward, gru_forward
+from .gru_variants import gru_variants_backward, gru_variants_forward
 from .lstm import lstm_backward, lstm_forward
 from .lstm_variants import lstm_variants_backward, lstm_variants_forward
 from .rnn import rnn_backward, rnn_forward
@@ -24,5 +25,6 @@ __all__ = [
     "lstm_forward", "lstm_backward",
     "lstm_variants_forward", "lstm_variants_backward",
     "gru_forward", "gru_backward",
+    "gru_variants_forward", "gru_variants_backward",
     "rnn_forward", "rnn_backward",
 ]
