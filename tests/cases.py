@@ -88,3 +88,31 @@ def tolerances(dtype):
     if dtype == np.float64:
         return (1e-10, 1e-12), (1e-10, 1e-12)
     return (1e-5, 2e-6), (1e-4, 2e-5)
+
+
+def check_layer_grads_by_finite_differences(layer, x, dy, lengths, names, mask_seed=9, eps=1e-6, rtol=1e-6):
+    """Compare a float64 layer's parameter gradients (its backward, after one training
+    forward) with central differences of L = sum(y * dy), at the first and last entry of
+    each named parameter. The layer's generator is reseeded before every call, so
+    stochastic regularizers draw the same masks each time."""
+    def loss():
+        layer._rng = np.random.default_rng(mask_seed)
+        y, _ = layer(x, lengths=lengths)
+        return float((y * dy).sum())
+
+    layer.zero_grad()
+    loss()
+    layer.backward(dy)
+    params = dict(layer.named_parameters())
+    for name in names:
+        param = params[name]
+        for flat in (0, param.data.size - 1):
+            k = np.unravel_index(flat, param.data.shape)
+            old = param.data[k]
+            param.data[k] = old + eps
+            up = loss()
+            param.data[k] = old - eps
+            down = loss()
+            param.data[k] = old
+            numeric = (up - down) / (2 * eps)
+            assert abs(numeric - param.grad[k]) <= rtol * max(1.0, abs(param.grad[k])), (name, k, numeric)

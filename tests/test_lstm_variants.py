@@ -9,6 +9,8 @@ from fastrnn import functional as F
 from fastrnn.kernels import lstm_variants as kernels
 from fastrnn.reference.lstm_variants import lstm_variants_backward, lstm_variants_forward
 
+from cases import check_layer_grads_by_finite_differences
+
 OPTIONS = ["coupled", "peephole", "clip", "layer_norm", "input_mask", "recurrent_mask", "weight_hh_mask",
            "zoneout", "zoneout_eval"]
 COMBOS = [(name,) for name in OPTIONS] + [
@@ -211,12 +213,6 @@ def test_coupled_needs_three_gate_blocks_and_no_projection():
 
 
 # --- the layer options --------------------------------------------------------------------
-def _layer_loss_grad(layer, x, dy, lengths, seed):
-    layer._rng = np.random.default_rng(seed)  # the same masks on every call
-    y, _ = layer(x, lengths=lengths)
-    return float((y * dy).sum())
-
-
 @pytest.mark.parametrize("options", [
     dict(peephole=True), dict(coupled_gates=True, peephole=True), dict(layer_norm=True), dict(cell_clip=0.5),
     dict(zoneout=(0.3, 0.2)), dict(input_dropout=0.2, recurrent_dropout=0.3, weight_dropout=0.2),
@@ -227,22 +223,9 @@ def test_layer_gradients_by_finite_differences(options):
     layer = fastrnn.LSTM(3, 4, num_layers=2, bidirectional=True, dtype=np.float64, seed=1, **options)
     x, lengths = rng.standard_normal((5, 3, 3)), np.array([5, 2, 4])
     dy = rng.standard_normal((5, 3, 8))
-    layer.zero_grad()
-    _layer_loss_grad(layer, x, dy, lengths, seed=9)
-    layer.backward(dy)
-    params = dict(layer.named_parameters())
-    names = [n for n in params if n.startswith(("weight_c", "ln_"))][:4] + ["weight_hh_l1_reverse", "bias_ih_l0"]
-    for name in names:
-        param = params[name]
-        for flat in (0, param.data.size - 1):
-            k = np.unravel_index(flat, param.data.shape)
-            old = param.data[k]
-            param.data[k] = old + 1e-6
-            up = _layer_loss_grad(layer, x, dy, lengths, seed=9)
-            param.data[k] = old - 1e-6
-            down = _layer_loss_grad(layer, x, dy, lengths, seed=9)
-            param.data[k] = old
-            assert abs((up - down) / 2e-6 - param.grad[k]) <= 1e-6 * max(1.0, abs(param.grad[k])), (name, k)
+    names = [n for n, _ in layer.named_parameters() if n.startswith(("weight_c", "ln_"))][:4]
+    check_layer_grads_by_finite_differences(layer, x, lengths=lengths, dy=dy,
+                                            names=names + ["weight_hh_l1_reverse", "bias_ih_l0"])
 
 
 def test_layer_parameter_names_and_save_load(tmp_path):

@@ -392,7 +392,8 @@ def lstm_variants_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training, peepho
     gates = np.empty((steps, batch, width), dt)
     cells = (_empty(dt, steps if training else 0, batch, hidden), _empty(dt, kept, batch, hidden))
     if normed:
-        norm = (_empty(dt, kept, batch, width), _empty(dt, kept, batch, width), _empty(dt, kept, batch, hidden), _empty(dt, steps, batch, 3))
+        norm = (_empty(dt, kept, batch, width), _empty(dt, kept, batch, width), _empty(dt, kept, batch, hidden),
+                _empty(dt, steps, batch, 3))
     else:
         norm = (_empty(dt, 0, batch, width), _empty(dt, 0, batch, width), _empty(dt, 0, batch, hidden),
                 _empty(dt, 0, batch, 3))
