@@ -67,11 +67,16 @@ class GRUOptions(NamedTuple):
 
 
 class VariantSaved(NamedTuple):
-    """What a variant forward keeps for its backward (inside a functional Context)."""
+    """What a variant forward keeps for its backward (inside a functional Context).
+
+    device "cuda": the forward ran on fastrnn.cuda; kernel_saved and the masks are
+    then device arrays (the backward runs there too).
+    """
     kernel_saved: tuple
     input_mask: Optional[np.ndarray]
     weight_hh_mask: Optional[np.ndarray]
     peephole_coupled: Optional[bool]  # None without peephole
+    device: str = "cpu"
 
 
 def _vector(name, value, size, dtype, meaning):
@@ -190,8 +195,19 @@ def _zeros_if_none(b, size, dtype):
     return np.zeros(size, dtype) if b is None else b
 
 
-def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, options):
-    """Run the LSTM variant kernel. Returns (y, h_n, c_n, VariantSaved or None)."""
+def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, options, gpu=None):
+    """Run the LSTM variant kernel. Returns (y, h_n, c_n, VariantSaved or None).
+
+    gpu: None (CPU), or the call's fastrnn.cuda Placement (the arguments are then its
+    validated stand-ins; the masks are applied on the device).
+    """
+    coupled = options.coupled if options.peephole is not None else None
+    if gpu is not None:
+        y, h_n, c_n, saved, (input_mask, weight_hh_mask) = gpu.lstm_variants_forward(
+            x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, options)
+        if not training:
+            return y, h_n, c_n, None
+        return y, h_n, c_n, VariantSaved(saved, input_mask, weight_hh_mask, coupled, "cuda")
     from .kernels import lstm_variants as kernels
     width = w_ih.shape[0]
     bias = _zeros_if_none(b_ih, width, x.dtype) + _zeros_if_none(b_hh, width, x.dtype)
@@ -201,12 +217,16 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, options):
         options.recurrent_mask, options.zoneout_h, options.zoneout_c, options.cell_clip)
     if not training:
         return y, h_n, c_n, None
-    coupled = options.coupled if options.peephole is not None else None
     return y, h_n, c_n, VariantSaved(saved, options.input_mask, options.weight_hh_mask, coupled)
 
 
-def lstm_backward(saved, dy, dh_n, dc_n, has_biases, clip=np.inf, trace=None):
-    """Gradients for :func:`lstm_forward`'s run; has_biases = (has b_ih, has b_hh)."""
+def lstm_backward(saved, dy, dh_n, dc_n, has_biases, clip=np.inf, trace=None, gpu=None):
+    """Gradients for :func:`lstm_forward`'s run; has_biases = (has b_ih, has b_hh).
+    gpu: the backward call's Placement when the forward ran on CUDA (no clip, no trace)."""
+    if gpu is not None:
+        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dpeep, dln = gpu.lstm_variants_backward(saved, dy, dh_n, dc_n)
+        return LSTMVariantGrads(dx, dh0, dc0, dw_ih, dw_hh, db_ih if has_biases[0] else None,
+                                db_hh if has_biases[1] else None, dpeep, dln)
     from .kernels import lstm_variants as kernels
     dx, dh0, dc0, dw_ih, dw_hh, db, dpeep, dln = kernels.lstm_variants_backward(
         saved.kernel_saved, dy, dh_n, dc_n, clip, trace)
@@ -217,12 +237,20 @@ def lstm_backward(saved, dy, dh_n, dc_n, has_biases, clip=np.inf, trace=None):
                             db.copy() if has_biases[1] else None, dpeep, dln)
 
 
-def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after, options):
+def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after, options, gpu=None):
     """Run a GRU with variant options. Returns (y, h_n, VariantSaved or None).
 
     Input dropout and DropConnect alone run on the plain kernels (either reset form);
     layer norm, recurrent dropout and zoneout run on kernels.gru_variants (reset-after).
+    gpu: None (CPU), or the call's fastrnn.cuda Placement (then the same split on
+    fastrnn.cuda.gru / fastrnn.cuda.gru_variants).
     """
+    if gpu is not None:
+        y, h_n, saved, (input_mask, weight_hh_mask) = gpu.gru_variants_forward(
+            x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after, options)
+        if not training:
+            return y, h_n, None
+        return y, h_n, VariantSaved(saved, input_mask, weight_hh_mask, None, "cuda")
     width = w_ih.shape[0]
     b_ih_z, b_hh_z = _zeros_if_none(b_ih, width, x.dtype), _zeros_if_none(b_hh, width, x.dtype)
     x_in, w_hh_in = _masked_inputs(x, w_hh, options.input_mask, options.weight_hh_mask)
@@ -241,8 +269,12 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after, o
     return y, h_n, VariantSaved((kind, saved), options.input_mask, options.weight_hh_mask, None)
 
 
-def gru_backward(saved, dy, dh_n, has_biases, clip=np.inf, trace=None):
-    """Gradients for :func:`gru_forward`'s run."""
+def gru_backward(saved, dy, dh_n, has_biases, clip=np.inf, trace=None, gpu=None):
+    """Gradients for :func:`gru_forward`'s run (gpu: as in :func:`lstm_backward`)."""
+    if gpu is not None:
+        dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dln = gpu.gru_variants_backward(saved, dy, dh_n)
+        return GRUVariantGrads(dx, dh0, dw_ih, dw_hh, db_ih if has_biases[0] else None,
+                               db_hh if has_biases[1] else None, dln)
     kind, kernel_saved = saved.kernel_saved
     if kind == "plain":
         from .kernels import gru as kernels

@@ -214,13 +214,6 @@ def _untimed_grads(result):
     return pairs
 
 
-def _variant_device(gpu, cell, options):
-    if gpu:
-        chosen = [name for name, value in options._asdict().items() if value is not None and value is not False]
-        raise NotImplementedError(f"the {cell} variant options {chosen} run on the CPU kernels only; "
-                                  "use device='cpu'")
-
-
 # --- device="cuda" (fastrnn.cuda, imported only when asked for) ------------------
 def _placement(device, **arrays):
     """``(gpu, arrays)`` for one call; ``device`` is "cpu", "cuda" or a Context.
@@ -261,7 +254,7 @@ def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, tr
     ``device``: "cpu" or "cuda" (fastrnn.cuda; see the module docstring).
     ``check_finite``: raise on NaN/Inf in the inputs or outputs (module docstring).
 
-    Variants (CPU; equations in fastrnn.reference.lstm_variants; any combination):
+    Variants (CPU and "cuda"; equations in fastrnn.reference.lstm_variants; any combination):
     ``coupled=True`` couples the input and forget gates (i = 1 - f): w_ih (3H, I),
     w_hh (3H, H), biases (3H,) hold the blocks f, g, o. ``peephole=(w_ci, w_cf, w_co)``
     (H,) each (w_ci None when coupled). ``cell_clip`` > 0 clips the cell state.
@@ -271,7 +264,8 @@ def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, tr
     ``weight_hh_mask`` (GH, H) (DropConnect) are scaled dropout masks used at every
     step; ``zoneout_h``/``zoneout_c``: (T, B, H) keep-previous masks in [0, 1], or
     a probability p (evaluation: p * previous + (1 - p) * new). Not with ``w_hr``.
-    The backward then returns :class:`LSTMVariantGrads`.
+    The option arrays are NumPy arrays on either device. The backward then returns
+    :class:`LSTMVariantGrads`.
     """
     gpu, (x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr) = _placement(
         device, x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, c0=c0, lengths=lengths, w_hr=w_hr)
@@ -287,10 +281,10 @@ def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, tr
     options = _variants.lstm_options(x, hidden, coupled, peephole, cell_clip, layer_norm, input_mask,
                                      recurrent_mask, weight_hh_mask, zoneout_h, zoneout_c)
     if options is not None:
-        _variant_device(gpu, "lstm", options)
         if w_hr is not None:
             raise ValueError("w_hr (projection) cannot be combined with the LSTM variant options")
-        y, h_n, c_n, saved = _variants.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, options)
+        y, h_n, c_n, saved = _variants.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, options,
+                                                    gpu)
         if check_finite:
             _require_finite("lstm", "output", [("y", y)], [("h_n", h_n), ("c_n", c_n)])
         return y, h_n, c_n, (Context("lstm", saved, x, hidden, b_ih, b_hh) if training else None)
@@ -321,6 +315,8 @@ def lstm_backward(ctx, dy, dh_n=None, dc_n=None, *, clip_per_step=None, check_fi
                                                ("dc_n", dc_n, ctx.hidden, "(B, H)")))
     clip, trace, check_finite = _bptt_options(ctx, gpu, clip_per_step, hidden_grads_out, check_finite,
                                               (("dy", dy), ("dh_n", dh_n), ("dc_n", dc_n)))
+    if gpu and isinstance(ctx.saved, _variants.VariantSaved):
+        return _variants.lstm_backward(ctx.saved, dy, dh_n, dc_n, (ctx.has_b_ih, ctx.has_b_hh), gpu=gpu)
     if gpu:
         dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = gpu.lstm_backward(ctx.saved, dy, dh_n, dc_n)
         grads = (dx, dh0, dc0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
@@ -352,12 +348,13 @@ def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=Fal
     ``device``: "cpu" or "cuda" (fastrnn.cuda; see the module docstring).
     ``check_finite``: raise on NaN/Inf in the inputs or outputs (module docstring).
 
-    Variants (CPU; equations in fastrnn.reference.gru_variants): ``layer_norm=(g_ih,
+    Variants (CPU and "cuda"; equations in fastrnn.reference.gru_variants): ``layer_norm=(g_ih,
     g_hh)`` (3H,) gains normalizing the input and recurrent pre-activations;
     ``input_mask`` (B, I), ``recurrent_mask`` (B, H), ``weight_hh_mask`` (3H, H):
     scaled dropout masks used at every step; ``zoneout_h``: (T, B, H) keep-previous
     masks in [0, 1] or a probability (evaluation). Layer norm, recurrent_mask and
-    zoneout need ``reset_after=True``. The backward then returns :class:`GRUVariantGrads`.
+    zoneout need ``reset_after=True``. The option arrays are NumPy arrays on either
+    device. The backward then returns :class:`GRUVariantGrads`.
     """
     gpu, (x, w_ih, w_hh, b_ih, b_hh, h0, lengths) = _placement(
         device, x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, h0=h0, lengths=lengths)
@@ -370,8 +367,8 @@ def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=Fal
     options = _variants.gru_options(x, hidden, reset_after, layer_norm, input_mask, recurrent_mask,
                                     weight_hh_mask, zoneout_h)
     if options is not None:
-        _variant_device(gpu, "gru", options)
-        y, h_n, saved = _variants.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after, options)
+        y, h_n, saved = _variants.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after, options,
+                                              gpu)
         if check_finite:
             _require_finite("gru", "output", [("y", y)], [("h_n", h_n)])
         return y, h_n, (Context("gru", saved, x, hidden, b_ih, b_hh) if training else None)
@@ -398,6 +395,8 @@ def gru_backward(ctx, dy, dh_n=None, *, clip_per_step=None, check_finite=False, 
     dy, (dh_n,) = _output_grads(ctx, dy, (("dh_n", dh_n, ctx.hidden, "(B, H)"),))
     clip, trace, check_finite = _bptt_options(ctx, gpu, clip_per_step, hidden_grads_out, check_finite,
                                               (("dy", dy), ("dh_n", dh_n)))
+    if gpu and isinstance(ctx.saved, _variants.VariantSaved):
+        return _variants.gru_backward(ctx.saved, dy, dh_n, (ctx.has_b_ih, ctx.has_b_hh), gpu=gpu)
     if gpu:
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = gpu.gru_backward(ctx.saved, dy, dh_n)
         return GRUGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))

@@ -122,3 +122,96 @@ class Placement:
         from .rnn import rnn_backward
         dx, dh0, dw_ih, dw_hh, db = rnn_backward(saved, self.device(dy), self.device(dh_n))
         return self._out(dx, dh0, dw_ih, dw_hh, db, self._twin(db))
+
+    # variants (fastrnn._variants): options are validated host arrays ---------------
+
+    def _masked_input(self, value, mask):
+        """(value * mask on the device, the device mask): x (T, B, I) with an input mask
+        (B, I), or W_hh with a DropConnect mask; (the device value, None) without one."""
+        value = self.device(value)
+        if mask is None:
+            return value, None
+        from .common import empty, rows
+        from .lstm_variants import masked
+        mask = self.device(mask)
+        out = empty(value.shape, value.dtype)
+        masked(rows(value), mask, rows(out))
+        return out, mask
+
+    @staticmethod
+    def _unmask(array, mask):
+        """array *= mask in place (dx with the input mask, dW_hh with DropConnect's)."""
+        if mask is not None:
+            from .common import rows
+            from .lstm_variants import masked
+            masked(rows(array), mask, rows(array))
+
+    def lstm_variants_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, options):
+        """options: a fastrnn._variants.LSTMOptions. Returns (y, h_n, c_n, saved or None,
+        (input mask, DropConnect mask) on the device, None where off)."""
+        from .common import empty
+        from .lstm_variants import add, lstm_variants_forward
+        width = w_ih.shape[0]
+        x_in, input_mask = self._masked_input(x, options.input_mask)
+        w_hh_in, weight_hh_mask = self._masked_input(w_hh, options.weight_hh_mask)
+        bias = empty((width,), x.dtype)
+        add(self._bias(b_ih, width, x.dtype), self._bias(b_hh, width, x.dtype), bias)
+        layer_norm = None if options.layer_norm is None else tuple(self.device(a) for a in options.layer_norm)
+        y, h_n, c_n, saved = lstm_variants_forward(
+            x_in, self.device(w_ih), w_hh_in, bias, self.device(h0), self.device(c0), self.device(lengths), training,
+            self.device(options.peephole), layer_norm, self.device(options.recurrent_mask),
+            self.device(options.zoneout_h), self.device(options.zoneout_c), options.cell_clip)
+        return (*self._out(y, h_n, c_n), saved, (input_mask, weight_hh_mask))
+
+    def lstm_variants_backward(self, saved, dy, dh_n, dc_n):
+        """saved: the fastrnn._variants.VariantSaved of a CUDA forward. Returns (dx, dh0,
+        dc0, dw_ih, dw_hh, db_ih, db_hh, dpeephole (w_ci or None, w_cf, w_co) or None,
+        dlayer_norm (4 arrays) or None)."""
+        from .lstm_variants import lstm_variants_backward
+        dx, dh0, dc0, dw_ih, dw_hh, db, dpeep, dln = lstm_variants_backward(
+            saved.kernel_saved, self.device(dy), self.device(dh_n), self.device(dc_n))
+        self._unmask(dx, saved.input_mask)
+        self._unmask(dw_hh, saved.weight_hh_mask)
+        flat = self._out(dx, dh0, dc0, dw_ih, dw_hh, db, self._twin(db))
+        if dpeep is not None:
+            dpeep = self._out(None if saved.peephole_coupled else dpeep[0], dpeep[1], dpeep[2])
+        if dln is not None:
+            dln = self._out(*dln)
+        return (*flat, dpeep, dln)
+
+    def gru_variants_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after, options):
+        """options: a fastrnn._variants.GRUOptions. Input dropout and DropConnect alone run
+        on the plain kernels (either reset form), the rest on .gru_variants. Returns
+        (y, h_n, saved or None, (input mask, DropConnect mask) on the device)."""
+        gates = w_ih.shape[0]
+        x_in, input_mask = self._masked_input(x, options.input_mask)
+        w_hh_in, weight_hh_mask = self._masked_input(w_hh, options.weight_hh_mask)
+        args = (x_in, self.device(w_ih), w_hh_in, self._bias(b_ih, gates, x.dtype), self._bias(b_hh, gates, x.dtype),
+                self.device(h0), self.device(lengths), training)
+        if options.layer_norm is None and options.recurrent_mask is None and options.zoneout_h is None:
+            from .gru import gru_forward
+            y, h_n, saved = gru_forward(*args, reset_after)
+            kind = "plain"
+        else:
+            from .gru_variants import gru_variants_forward
+            ln_ih, ln_hh = (None, None) if options.layer_norm is None else options.layer_norm
+            y, h_n, saved = gru_variants_forward(*args, self.device(ln_ih), self.device(ln_hh),
+                                                 self.device(options.recurrent_mask), self.device(options.zoneout_h))
+            kind = "variants"
+        return (*self._out(y, h_n), (kind, saved) if training else None, (input_mask, weight_hh_mask))
+
+    def gru_variants_backward(self, saved, dy, dh_n):
+        """Returns (dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dlayer_norm (d ln_ih, d ln_hh) or None)."""
+        kind, kernel_saved = saved.kernel_saved
+        if kind == "plain":
+            from .gru import gru_backward
+            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = gru_backward(kernel_saved, self.device(dy), self.device(dh_n))
+            dln_ih = dln_hh = None
+        else:
+            from .gru_variants import gru_variants_backward
+            dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh = gru_variants_backward(
+                kernel_saved, self.device(dy), self.device(dh_n))
+        self._unmask(dx, saved.input_mask)
+        self._unmask(dw_hh, saved.weight_hh_mask)
+        dln = None if dln_ih is None else self._out(dln_ih, dln_hh)
+        return (*self._out(dx, dh0, dw_ih, dw_hh, db_ih, db_hh), dln)

@@ -31,7 +31,7 @@ def main():
         print(f"SKIP: CUDA toolchain unavailable: {type(exc).__name__}: {exc}")
         return 77
 
-    from fastrnn.cuda import common, gemm, gru, lstm, rnn
+    from fastrnn.cuda import common, gemm, gru, gru_variants, layer_norm, lstm, lstm_variants, rnn
 
     failures = 0
     for f in (types.float32, types.float64):
@@ -57,6 +57,30 @@ def main():
             "sum_rows": (common._sum_rows_kernel, (A2, A1)),
             "sum_rows_strided": (common._sum_rows_kernel, (S2, A1)),
         }
+        # The variant kernels (options that are off arrive as flags and stand-in arrays).
+        flags5 = (boolean,) * 5
+        kernels.update({
+            "masked": (lstm_variants.masked_kernel, (A2, A2, A2)),
+            "add": (lstm_variants.add_kernel, (A1, A1, A1)),
+            "add_masked": (lstm_variants.add_masked_kernel, (i64, L, A2, A2, A2)),
+            "layer_norm_rows": (layer_norm._forward_kernel(256, f.name),
+                                (A2, A1, A2, A2, A1, L, i64, boolean, boolean)),
+            "layer_norm_rows_backward": (layer_norm._backward_kernel(256, f.name), (A2, A1, A2, A1, L, i64, A2, A2)),
+            "lstm_variants_step": (lstm_variants.lstm_variants_step_kernel,
+                                   (i64, i64, A3, A1, A2, A2, A2, L, A3, A3, A3, A3, A3, f, boolean, *flags5)),
+            "lstm_variants_norm_step": (lstm_variants._norm_step_kernel(256, f.name),
+                                        (i64, i64, A3, A1, A2, A2, A2, L, A3, A3, A3, A3, A3, f, A2, A3, A2, A1, A1,
+                                         boolean, *flags5)),
+            "lstm_variants_backward_step": (lstm_variants.lstm_variants_backward_step_kernel,
+                                            (i64, A3, A3, A3, A2, L, A3, A2, A2, A3, A3, A2, A3, A3, f, *flags5)),
+            "lstm_variants_norm_backward_step": (lstm_variants._norm_backward_step_kernel(256, f.name),
+                                                 (i64, A3, A3, A3, A2, L, A3, A2, A2, A3, A3, A2, A3, A3, f, A3, A2,
+                                                  A1, A1, A2, A3, *flags5)),
+            "gru_variants_step": (gru_variants.gru_variants_step_kernel,
+                                  (i64, A3, A2, A1, A1, A2, L, A3, A3, A3, boolean, boolean)),
+            "gru_variants_backward_step": (gru_variants.gru_variants_backward_step_kernel,
+                                           (i64, A3, A3, A3, A1, A1, A2, A3, L, A3, A2, A3, A3, A3, boolean, boolean)),
+        })
         for layouts in ((A2, A2, A2), (A2, A2, S2), (S2, A2, A2), (S2, A2, S2)):
             kernels[f"gemm_{''.join(t.layout for t in layouts)}"] = (
                 gemm._gemm_kernel(16, f.name), (*layouts, boolean, boolean, boolean))
