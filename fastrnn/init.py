@@ -277,15 +277,18 @@ def gate_slice(cell, gate, hidden_size):
 def forget_bias_(bias_ih, bias_hh, hidden_size, value=1.0):
     """LSTM forget-gate bias in place: ``bias_ih[f] = value``, ``bias_hh[f] = 0`` (sum = value).
 
-    ``bias_ih``, ``bias_hh``: float arrays ``(4H,)``, gates i, f, g, o. Other blocks untouched.
+    ``bias_ih``, ``bias_hh``: float arrays ``(4H,)``, gates i, f, g, o, or ``(3H,)`` for
+    an LSTM with coupled gates (blocks f, g, o). Other blocks untouched.
     Returns ``(bias_ih, bias_hh)``.
     """
     hidden_size = _hidden(hidden_size)
     for name, b in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
         _check_array(b, name)
-        if b.shape != (4 * hidden_size,):
-            raise ValueError(f"{name} must have shape (4*hidden_size,) = ({4 * hidden_size},), got {b.shape}")
-    f = gate_slice("lstm", "f", hidden_size)
+        if b.shape not in ((4 * hidden_size,), (3 * hidden_size,)) or b.shape != np.shape(bias_ih):
+            raise ValueError(f"{name} must have shape (4*hidden_size,) = ({4 * hidden_size},) (or (3*hidden_size,) "
+                             f"with coupled gates), like bias_ih; got {b.shape}")
+    coupled = bias_ih.shape[0] == 3 * hidden_size
+    f = slice(0, hidden_size) if coupled else gate_slice("lstm", "f", hidden_size)
     constant_(bias_ih[f], value)
     zeros_(bias_hh[f])
     return bias_ih, bias_hh

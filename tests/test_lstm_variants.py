@@ -328,3 +328,11 @@ def test_random_combinations_match_reference(data):
     rtol, atol = (1e-9, 1e-11) if dtype == np.float64 else (2e-4, 2e-4)
     assert_close(dict(y=y, h_n=h_n, c_n=c_n), dict(y=ry, h_n=rh, c_n=rc), rtol, atol, f"forward {combo}")
     assert_close(fused_grad_dict(g), rg, rtol, atol, f"backward {combo}")
+
+
+def test_forget_bias_init_with_coupled_gates():
+    layer = fastrnn.LSTM(3, 4, coupled_gates=True, peephole=True, layer_norm=True, init="orthogonal", seed=0)
+    fastrnn.init.initialize(layer, "xavier", forget_bias=1.0, seed=1)
+    np.testing.assert_array_equal(layer.bias_ih_l0.data[:4], 1.0)  # f is the first block of a CIFG LSTM
+    np.testing.assert_array_equal(layer.bias_hh_l0.data[:4], 0.0)
+    np.testing.assert_array_equal(layer.ln_weight_ih_l0.data, 1.0)  # variant parameters keep their own init
