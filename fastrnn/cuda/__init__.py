@@ -1,6 +1,7 @@
 """fastrnn's CUDA kernels (``numba.cuda``), mirroring :mod:`fastrnn.kernels` module
-for module: :mod:`.lstm`, :mod:`.gru`, :mod:`.rnn`, :mod:`.activations`, plus
-:mod:`.gemm` (the one tiled shared-memory GEMM kernel) and :mod:`.common`.
+for module: :mod:`.lstm`, :mod:`.gru`, :mod:`.rnn`, :mod:`.lstm_variants`,
+:mod:`.gru_variants`, :mod:`.layer_norm`, :mod:`.activations`, plus :mod:`.gemm`
+(the one tiled shared-memory GEMM kernel) and :mod:`.common`.
 
 Use them through ``fastrnn.functional.lstm/gru/rnn(..., device="cuda")``. Inputs
 may be NumPy arrays (copied to the device; results come back as NumPy arrays) or
