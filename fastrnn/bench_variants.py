@@ -7,8 +7,11 @@ oneDNN) and against the layer-norm LSTM a torch user writes: a Python loop over
 time steps with ``torch.nn.LayerNorm`` (:class:`TorchLayerNormLSTM`, input side
 projected and normalized for all steps at once).
 
-Cases are measured round-robin (one call of each case per round, medians over the
-rounds), so that load changes on a shared machine hit every case alike.
+fastrnn's cases are measured round-robin (one call of each case per round, medians
+over the rounds), so that load changes on a shared machine hit every case alike.
+torch's cases are measured apart, after a pause (``bench.SETTLE_S``): OpenBLAS's
+worker threads spin for up to ~0.1 s after fastrnn's last GEMM and would steal a core
+from torch if its calls were interleaved with fastrnn's.
 """
 import time
 
@@ -145,19 +148,21 @@ def variant_rows(rounds=15, seed=0, settle_s=0.02, size=S2):
     for cell in ("lstm", "gru"):
         cases = variant_cases(cell, T, B, I, H, seed)
         runners = {name: fused_fwd_bwd(cell, x, dy, w, kw) for name, (w, kw) in cases.items()}
+        times = _round_robin(runners, rounds, settle_s)
+        for name in cases:
+            rows.append((cell, name, times[name], times["plain"]))
         torch = _torch() if cell == "lstm" else None
         if torch is not None:
+            from .bench import SETTLE_S
             (w_ih, w_hh, b_ih, b_hh), keywords = cases["layer_norm"]
             xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
             loop = TorchLayerNormLSTM(torch, w_ih, w_hh, b_ih, b_hh, keywords["layer_norm"])
             fused = torch.nn.LSTM(I, H)
             xg = xt.clone().requires_grad_()
-            runners["torch.nn.LSTM"] = lambda: fused(xg)[0].backward(dyt)
-            runners["torch layer-norm loop"] = lambda: loop(xg).backward(dyt)
-        times = _round_robin(runners, rounds, settle_s)
-        for name in cases:
-            rows.append((cell, name, times[name], times["plain"]))
-        if torch is not None:
+            time.sleep(SETTLE_S)
+            times.update(_round_robin({"torch.nn.LSTM": lambda: fused(xg)[0].backward(dyt),
+                                       "torch layer-norm loop": lambda: loop(xg).backward(dyt)},
+                                      rounds, settle_s))
             torch_rows += [("layer-norm LSTM vs torch.nn.LSTM (plain, oneDNN)", times["layer_norm"],
                             times["torch.nn.LSTM"]),
                            ("layer-norm LSTM vs torch layer-norm LSTM loop", times["layer_norm"],

@@ -55,3 +55,28 @@ def normalize_row_backward(d_hat, v_hat, rstd, d_v):
     m2 = s2 * inv_n
     for j in range(n):
         d_v[j] = rstd * (d_hat[j] - m1 - v_hat[j] * m2)
+
+
+@reduction_kernel
+def affine_norm_backward(d_out, gain, v_hat, rstd, d_gain, d_v):
+    """Backward of out = LN(v) * gain (+ bias) for one row, gain gradient included.
+
+    d_out, gain, v_hat = LN(v) (N,), rstd its inverse deviation. Accumulates
+    d_gain (N,) += d_out * v_hat and writes d_v (N,) = dL/dv. Two passes (the gain
+    gradient and both sums of the Jacobian in one, d_v in the other) where scaling,
+    :func:`normalize_row_backward` and a separate gain pass take four. d_v must not
+    alias the inputs.
+    """
+    n = d_out.shape[0]
+    inv_n = d_out.dtype.type(1) / d_out.dtype.type(n)
+    s1 = d_out.dtype.type(0)
+    s2 = d_out.dtype.type(0)
+    for j in range(n):
+        d_gain[j] += d_out[j] * v_hat[j]
+        d_hat = d_out[j] * gain[j]
+        s1 += d_hat
+        s2 += d_hat * v_hat[j]
+    m1 = s1 * inv_n
+    m2 = s2 * inv_n
+    for j in range(n):
+        d_v[j] = rstd * (d_out[j] * gain[j] - m1 - v_hat[j] * m2)

@@ -25,7 +25,8 @@ from .._jit import inline_kernel, kernel
 from .activations import dsigmoid, dtanh, sigmoid_rows, tanh, tanh_rows
 from .blas import gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
 from .common import sum_rows
-from .layer_norm import normalize_row, normalize_row_backward
+from .layer_norm import affine_norm_backward, normalize_row, normalize_row_backward
+from .workspace import carve, reused
 
 
 @inline_kernel
@@ -89,8 +90,7 @@ def lstm_variants_forward_kernel(x, weights, bias, options, h, c, lengths, y, ga
                     hbar[b, j] = h[b, j] * rec_mask[b, j]
             source = hbar
         if layer_norm:
-            raw_hh[:] = 0
-            matmul_transposed_add(source, w_hh, w_hh_t, raw_hh)
+            matmul_transposed(source, w_hh, w_hh_t, raw_hh)
         else:
             matmul_transposed_add(source, w_hh, w_hh_t, gates[t])
         for b in range(batch):
@@ -169,9 +169,9 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
     x, weights = (w_ih, w_hh), options, h0, c0, lengths, y, gates, cells, norm: as
     the training forward used or left them (read only); dy (T, B, H).
     dh, dc (B, H): dL/dh_n, dL/dc_n on entry, dL/dh0, dL/dc0 on return.
-    work = (dgates (T, B, GH) pre-activation gradients; d_raw_hh (T, B, GH) gradient
-    of W_hh hbar with layer norm, else (0, B, GH); d_raw_ih likewise for W_ih x;
-    dhbar (B, H) with recurrent dropout else (0, H); h_in (T, B, H) with recurrent
+    work = (dgates (T, B, GH) pre-activation gradients (with layer norm, each row is
+    replaced by the gradient of W_ih x_t once used); d_raw_hh (T, B, GH) gradient of
+    W_hh hbar with layer norm, else (0, B, GH); dhbar (B, H) with recurrent dropout else (0, H); h_in (T, B, H) with recurrent
     dropout (the masked h_{t-1} of every step), else (0, B, H); vec (4, H) scratch;
     d_hat (GH,) scratch with layer norm, else (0,)).
     grads = (dx (T, B, I), dw_ih (GH, I), dw_hh (GH, H), db (1, GH), dpeep (3, H) or
@@ -183,7 +183,7 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
     peep, (g_ih, g_hh, g_c, b_c), rec_mask, zone_h, zone_c, cell_clip = options
     c_all, ct_all = cells
     xhat_ih, xhat_hh, chat, rstd = norm
-    dgates, d_raw_hh, d_raw_ih, dhbar, h_in, vec, d_hat = work
+    dgates, d_raw_hh, dhbar, h_in, vec, d_hat = work
     dx, dw_ih, dw_hh, db, dpeep, (dg_ih, dg_hh, dg_c, db_c) = grads
     steps, batch, n_in = x.shape
     hidden, width = c0.shape[1], w_ih.shape[0]
@@ -193,6 +193,8 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
     zoned_h, zoned_c, clipping = zone_h.shape[0] > 0, zone_c.shape[0] > 0, cell_clip < np.inf
     clip_dh, tracing = clip < np.inf, trace.shape[0] > 0
     one, zero = x.dtype.type(1), x.dtype.type(0)
+    db_sum = db[0]
+    db_sum[:] = 0
     dpeep[:] = 0
     dg_ih[:] = 0
     dg_hh[:] = 0
@@ -217,7 +219,6 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
                 d_row[:] = 0  # frozen state: dh, dc pass through unchanged
                 if layer_norm:
                     d_raw_hh[t, b] = 0
-                    d_raw_ih[t, b] = 0
                 continue
             row, ct, dh_b, dc_b = gates[t, b], ct_all[t, b], dh[b], dc[b]
             f, g, o = row[f_at:g_at], row[g_at:o_at], row[o_at:]
@@ -311,18 +312,13 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
             else:
                 dh_b[:] = 0
             if layer_norm:  # both sides per step, while the rows are in cache
-                xi, xh = xhat_ih[t, b], xhat_hh[t, b]
                 for j in range(width):
-                    dg_ih[j] += d_row[j] * xi[j]
-                for j in range(width):
-                    dg_hh[j] += d_row[j] * xh[j]
-                # through a scratch row: in place, LLVM's alias check fails and the loops stay scalar
-                for j in range(width):
-                    d_hat[j] = d_row[j] * g_ih[j]
-                normalize_row_backward(d_hat, xi, rstd[t, b, 0], d_raw_ih[t, b])
-                for j in range(width):
-                    d_hat[j] = d_row[j] * g_hh[j]
-                normalize_row_backward(d_hat, xh, rstd[t, b, 1], d_raw_hh[t, b])
+                    db_sum[j] += d_row[j]  # here, not in a pass over all of dgates after the loop
+                affine_norm_backward(d_row, g_hh, xhat_hh[t, b], rstd[t, b, 1], dg_hh, d_raw_hh[t, b])
+                # The input side's gradient replaces the row in dgates, through a scratch
+                # row (output aliasing input defeats LLVM's alias check: scalar loops).
+                affine_norm_backward(d_row, g_ih, xhat_ih[t, b], rstd[t, b, 0], dg_ih, d_hat)
+                d_row[:] = d_hat
         d_rec = d_raw_hh[t] if layer_norm else dgates[t]
         if masked:
             dhbar[:] = 0
@@ -333,21 +329,25 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
                         dh[b, j] += dhbar[b, j] * rec_mask[b, j]
         else:
             matmul_add(d_rec, w_hh, dh)
-    _parameter_grads(x, h0, y, dgates, d_raw_hh, d_raw_ih, h_in, layer_norm, rec_mask, w_ih, dx, dw_ih, dw_hh,
-                     db[0])
+    _parameter_grads(x, h0, y, dgates, d_raw_hh, h_in, layer_norm, rec_mask, w_ih, dx, dw_ih, dw_hh, db_sum)
 
 
 @kernel
-def _parameter_grads(x, h0, y, dgates, d_raw_hh, d_raw_ih, h_in, layer_norm, rec_mask, w_ih, dx, dw_ih, dw_hh, db):
-    """Input, weight and bias gradients after the time loop (GEMMs and a sum)."""
+def _parameter_grads(x, h0, y, dgates, d_raw_hh, h_in, layer_norm, rec_mask, w_ih, dx, dw_ih, dw_hh, db):
+    """Input, weight and bias gradients after the time loop (GEMMs and a sum).
+
+    With layer norm, dgates holds the gradient of the raw input projection W_ih x (the
+    loop replaced each row) and db is already summed; d_raw_hh that of W_hh hbar.
+    """
     steps, batch, n_in = x.shape
     hidden, width = h0.shape[1], w_ih.shape[0]
     rows = steps * batch
     dg_2d = dgates.reshape(rows, width)
-    sum_rows(dg_2d, db)
     d_in, d_rec = dg_2d, dg_2d
     if layer_norm:
-        d_in, d_rec = d_raw_ih.reshape(rows, width), d_raw_hh.reshape(rows, width)
+        d_rec = d_raw_hh.reshape(rows, width)
+    else:
+        sum_rows(dg_2d, db)
     gemm(False, False, 1.0, d_in, w_ih, 0.0, dx.reshape(rows, n_in))
     gemm(True, False, 1.0, d_in, x.reshape(rows, n_in), 0.0, dw_ih)
     if rec_mask.shape[0] > 0:  # W_hh saw the masked state
@@ -389,14 +389,11 @@ def lstm_variants_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training, peepho
     normed = layer_norm is not None
     h, c = h0.copy(), c0.copy()
     y = np.empty((steps, batch, hidden), dt)
-    gates = np.empty((steps, batch, width), dt)
-    cells = (_empty(dt, steps if training else 0, batch, hidden), _empty(dt, kept, batch, hidden))
-    if normed:
-        norm = (_empty(dt, kept, batch, width), _empty(dt, kept, batch, width), _empty(dt, kept, batch, hidden),
-                _empty(dt, steps, batch, 3))
-    else:
-        norm = (_empty(dt, 0, batch, width), _empty(dt, 0, batch, width), _empty(dt, 0, batch, hidden),
-                _empty(dt, 0, batch, 3))
+    rows = kept if normed else 0
+    gates, c_all, ct_all, *norm = carve(dt, [
+        (steps, batch, width), (steps if training else 0, batch, hidden), (kept, batch, hidden),
+        (rows, batch, width), (rows, batch, width), (rows, batch, hidden), (steps if normed else 0, batch, 3)])
+    cells, norm = (c_all, ct_all), tuple(norm)
     scratch = (_empty(dt, batch if recurrent_mask is not None else 0, hidden),
                _empty(dt, batch if normed else 0, width),
                _empty(dt, batch if cell_clip is not None else 0, hidden))
@@ -434,7 +431,8 @@ def lstm_variants_backward(saved, dy, dh_n, dc_n, clip=np.inf, trace=None):
     peephole = options[0].shape[0] > 0
     dh, dc = dh_n.copy(), dc_n.copy()
     norm_rows = steps if normed else 0
-    work = (np.empty_like(gates), _empty(dt, norm_rows, batch, width), _empty(dt, norm_rows, batch, width),
+    work = (reused("lstm_variants.dgates", gates.shape, dt),
+            reused("lstm_variants.d_raw_hh", (norm_rows, batch, width), dt),
             _empty(dt, batch if masked else 0, hidden), _empty(dt, steps if masked else 0, batch, hidden),
             _empty(dt, 4, hidden), _empty(dt, width if normed else 0))
     dln = tuple(_empty(dt, n if normed else 0) for n in (width, width, hidden, hidden))
