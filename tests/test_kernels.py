@@ -6,6 +6,7 @@ import pytest
 from fastrnn.kernels import gru as gru_kernels
 from fastrnn.kernels import lstm as lstm_kernels
 from fastrnn.kernels import rnn as rnn_kernels
+from fastrnn.kernels import workspace
 
 from cases import CELLS, assert_close, make_inputs, run_fused, run_reference, tolerances
 
@@ -118,8 +119,9 @@ def test_every_output_is_written(cell, batch, monkeypatch):
     write (or reads before writing) shows up as NaN in the results."""
     args, grads = make_inputs(cell, 5, batch, 3, 6, np.float64, lengths="mixed")
     clean = run_fused(cell, args, grads)  # compiles before the module globals change
-    for module in (lstm_kernels, gru_kernels, rnn_kernels):
+    for module in (lstm_kernels, gru_kernels, rnn_kernels, workspace):
         monkeypatch.setattr(module, "np", _PoisonedNumpy())
+    workspace.clear()  # reused scratch buffers are allocated afresh (poisoned) too
     poisoned = run_fused(cell, args, grads)
     for part_clean, part_poisoned in zip(clean, poisoned):
         for key, value in part_poisoned.items():
@@ -204,6 +206,8 @@ def test_lstm_projection_gradients_match_finite_differences(batch, lengths, monk
         np.testing.assert_allclose(getattr(g, grad_name), numeric, rtol=1e-6, atol=1e-8, err_msg=grad_name)
     # every buffer written: poison fresh allocations and compare
     monkeypatch.setattr(lstm_kernels, "np", _PoisonedNumpy())
+    monkeypatch.setattr(workspace, "np", _PoisonedNumpy())
+    workspace.clear()
     y2, _, _, ctx2 = F.lstm(**args, lengths=lens, training=True)
     g2 = F.lstm_backward(ctx2, dy, dh_n, dc_n)
     np.testing.assert_array_equal(y2, y)

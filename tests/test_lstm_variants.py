@@ -7,6 +7,7 @@ import pytest
 import fastrnn
 from fastrnn import functional as F
 from fastrnn.kernels import lstm_variants as kernels
+from fastrnn.kernels import workspace
 from fastrnn.reference.lstm_variants import lstm_variants_backward, lstm_variants_forward
 
 from cases import check_layer_grads_by_finite_differences
@@ -155,7 +156,9 @@ def test_outputs_fully_written(monkeypatch):
     real_empty, real_empty_like = np.empty, np.empty_like
     monkeypatch.setattr(kernels.np, "empty", lambda *a, **k: np.full_like(real_empty(*a, **k), np.nan))
     monkeypatch.setattr(kernels.np, "empty_like", lambda *a, **k: np.full_like(real_empty_like(*a, **k), np.nan))
+    workspace.clear()  # reused scratch buffers come from np.empty too (same module object)
     for combo in COMBOS:
+        workspace.clear()
         base, fn, _, grads = make_case(combo, seed=5)
         (y, h_n, c_n), g = run_fused(base, fn, grads)
         for value in (y, h_n, c_n, *[v for v in fused_grad_dict(g).values() if v is not None]):

@@ -15,6 +15,7 @@ from .._jit import inline_kernel, kernel
 from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh, tanh_rows
 from .blas import gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
 from .common import input_and_weight_grads
+from .workspace import carve, reused
 
 
 @kernel
@@ -240,15 +241,18 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after):
     hidden = w_hh.shape[1]
     h = h0.copy()
     y = np.empty((steps, batch, hidden), x.dtype)
-    gates = np.empty((steps, batch, 3 * hidden), x.dtype)
+    shapes = [(steps, batch, 3 * hidden), ((steps if training else 0) if reset_after else 0, batch, hidden)]
+    if training:  # kept for the backward: one block (see workspace.carve)
+        gates, h_n_all = carve(x.dtype, shapes)
+    else:
+        gates, h_n_all = (reused(f"gru.forward{k}", shape, x.dtype) for k, shape in enumerate(shapes))
     weights = (w_ih, pack_transposed(w_ih, steps * batch), w_hh, pack_transposed(w_hh, batch))
     if reset_after:
-        h_n_all = np.empty((steps if training else 0, batch, hidden), x.dtype)
-        h_proj = np.empty((batch, 3 * hidden), x.dtype)
+        h_proj = reused("gru.h_proj", (batch, 3 * hidden), x.dtype)
         gru_forward_kernel(x, weights, (b_ih + b_hh, b_ih, b_hh), h, lengths, y, gates, h_n_all, h_proj, training)
         saved = (True, x, w_ih, w_hh, h0, lengths, y, gates, h_n_all)
     else:
-        reset_h = np.empty((batch, hidden), x.dtype)
+        reset_h = reused("gru.reset_h", (batch, hidden), x.dtype)
         gru_reset_before_forward_kernel(x, weights, b_ih + b_hh, h, lengths, y, gates, reset_h, training)
         saved = (False, x, w_ih, w_hh, h0, lengths, y, gates)
     return y, h, (saved if training else None)
@@ -274,13 +278,13 @@ def gru_backward(saved, dy, dh_n, clip=np.inf, trace=None):
     db_ih = np.empty(3 * hidden, x.dtype)
     if reset_after:
         db_hh = np.empty(3 * hidden, x.dtype)
-        dg_x, dg_h = np.empty_like(gates), np.empty_like(gates)
+        dg_x, dg_h = reused("gru.dg_x", gates.shape, x.dtype), reused("gru.dg_h", gates.shape, x.dtype)
         gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, saved[8], dy, dh,
                             dg_x, dg_h, dx, dw_ih, dw_hh, db_ih, db_hh, bound, trace)
     else:
-        dgates = np.empty_like(gates)
-        reset_h_all = np.empty_like(y)
-        d_reset_h = np.empty((batch, hidden), x.dtype)
+        dgates = reused("gru.dg_x", gates.shape, x.dtype)
+        reset_h_all = reused("gru.reset_h_all", y.shape, x.dtype)
+        d_reset_h = reused("gru.d_reset_h", (batch, hidden), x.dtype)
         gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, dh,
                                          dgates, reset_h_all, d_reset_h, dx, dw_ih, dw_hh, db_ih,
                                          np.empty(2 * hidden, x.dtype), bound, trace)

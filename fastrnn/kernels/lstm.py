@@ -18,6 +18,7 @@ from .._jit import inline_kernel, kernel
 from .activations import dsigmoid, dtanh, sigmoid_rows, tanh, tanh_rows
 from .blas import gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
 from .common import input_and_weight_grads
+from .workspace import carve, reused
 
 
 @kernel
@@ -179,9 +180,12 @@ def lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training, w_hr=None):
     w_hr = w_hr if projected else _no_projection(x.dtype)
     h, c = h0.copy(), c0.copy()
     y = np.empty((steps, batch, width), x.dtype)
-    gates = np.empty((steps, batch, 4 * hidden), x.dtype)
-    c_all = np.empty((steps if training else 0, batch, hidden), x.dtype)
-    m_all = np.empty(((steps if training else 1) if projected else 0, batch, hidden), x.dtype)
+    shapes = [(steps, batch, 4 * hidden), (steps if training else 0, batch, hidden),
+              ((steps if training else 1) if projected else 0, batch, hidden)]
+    if training:  # kept for the backward: one block (see workspace.carve)
+        gates, c_all, m_all = carve(x.dtype, shapes)
+    else:
+        gates, c_all, m_all = (reused(f"lstm.forward{k}", shape, x.dtype) for k, shape in enumerate(shapes))
     h_proj = np.empty((batch if projected else 0, width), x.dtype)
     weights = (w_ih, pack_transposed(w_ih, steps * batch), w_hh, pack_transposed(w_hh, batch), w_hr,
                pack_transposed(w_hr, batch) if projected else w_hr)
@@ -202,8 +206,8 @@ def lstm_backward(saved, dy, dh_n, dc_n, clip=np.inf, trace=None):
     projected = w_hr.shape[0] > 0
     steps, batch, _ = x.shape
     dh, dc = dh_n.copy(), dc_n.copy()
-    dgates = np.empty_like(gates)
-    dh_all = np.empty((steps if projected else 0, batch, h0.shape[1]), x.dtype)
+    dgates = reused("lstm.dgates", gates.shape, x.dtype)
+    dh_all = reused("lstm.dh_all", (steps if projected else 0, batch, h0.shape[1]), x.dtype)
     dm = np.empty((batch if projected else 0, c0.shape[1]), x.dtype)
     dx = np.empty_like(x)
     grads = (np.empty_like(w_ih), np.empty_like(w_hh), np.empty_like(w_hr), np.empty((1, w_ih.shape[0]), x.dtype))

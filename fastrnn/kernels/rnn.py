@@ -11,6 +11,7 @@ from .._jit import inline_kernel, kernel
 from .activations import drelu, dtanh, relu, tanh
 from .blas import matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
 from .common import input_and_weight_grads
+from .workspace import reused
 
 
 @kernel
@@ -111,7 +112,7 @@ def rnn_forward(x, w_ih, w_hh, bias, h0, lengths, training, use_relu):
     hidden = w_hh.shape[1]
     h = h0.copy()
     y = np.empty((steps, batch, hidden), x.dtype)
-    pre = np.empty((steps, batch, hidden), x.dtype)
+    pre = reused("rnn.pre", (steps, batch, hidden), x.dtype)  # workspace: never kept
     weights = (w_ih, pack_transposed(w_ih, steps * batch), w_hh, pack_transposed(w_hh, batch))
     rnn_forward_kernel(x, weights, bias, h, lengths, y, pre, use_relu)
     saved = (x, w_ih, w_hh, h0, lengths, y, use_relu) if training else None
@@ -131,7 +132,7 @@ def rnn_backward(saved, dy, dh_n, clip=np.inf, trace=None):
     with np.errstate(over="ignore"):  # a bound beyond float32's range means no clipping
         bound = x.dtype.type(clip)
     dh = dh_n.copy()
-    dpre = np.empty_like(y)
+    dpre = reused("rnn.dpre", y.shape, x.dtype)
     dx = np.empty_like(x)
     dw_ih, dw_hh = np.empty_like(w_ih), np.empty_like(w_hh)
     db = np.empty(w_hh.shape[0], x.dtype)

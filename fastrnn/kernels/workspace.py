@@ -3,8 +3,8 @@
 A backward pass needs (T, B, G*H) workspaces that nobody sees after the call. Fresh
 multi-megabyte arrays are often new memory mappings (glibc's allocator returns large
 blocks to the system on free), and touching them first costs page faults: measured
-here, up to 2-4 ms per layer-norm LSTM step pair at S2 depending on the allocation
-history. Each thread keeps the last buffer per name and reuses it when the next call
+here at S2 (T=100, B=32, H=128), LSTM forward+backward took 25-31 ms with fresh
+workspaces and 20 ms with these, the layer-norm LSTM forward 12-14 ms against 10. Each thread keeps the last buffer per name and reuses it when the next call
 asks for the same shape and dtype; a different shape replaces it, so memory held is
 at most one buffer per name and thread.
 
@@ -45,3 +45,8 @@ def carve(dtype, shapes):
         out.append(block[start:start + size].reshape(shape))
         start += size
     return out
+
+
+def clear():
+    """Release this thread's reused buffers (the next calls allocate afresh)."""
+    _local.buffers = {}
