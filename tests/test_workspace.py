@@ -48,3 +48,17 @@ def test_backward_twice_and_interleaved_contexts_agree():
     for a, b in zip(first[:7], again[:7]):
         np.testing.assert_array_equal(a, b)
     assert first.dx.base is None or first.dx.base is not again.dx.base
+
+
+def test_named_carve_reuses_a_block_only_when_nothing_holds_it():
+    first = carve(np.float32, [(2, 3), (4,)], name="test.block")
+    address = first[0].ctypes.data
+    del first
+    again = carve(np.float32, [(2, 3), (4,)], name="test.block")
+    # nothing held the old views: the same block (a new one would be allocated while
+    # the cached one is still alive, so it could not have the same address)
+    assert again[0].ctypes.data == address
+    held = again
+    other = carve(np.float32, [(2, 3), (4,)], name="test.block")
+    assert other[0].base is not held[0].base  # a live view (a context) keeps its block
+    assert carve(np.float32, [(3, 3)], name="test.block")[0].base is not other[0].base  # other size

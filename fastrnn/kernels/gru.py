@@ -243,7 +243,7 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after):
     y = np.empty((steps, batch, hidden), x.dtype)
     shapes = [(steps, batch, 3 * hidden), ((steps if training else 0) if reset_after else 0, batch, hidden)]
     if training:  # kept for the backward: one block (see workspace.carve)
-        gates, h_n_all = carve(x.dtype, shapes)
+        gates, h_n_all = carve(x.dtype, shapes, "gru.saved")
     else:
         gates, h_n_all = (reused(f"gru.forward{k}", shape, x.dtype) for k, shape in enumerate(shapes))
     weights = (w_ih, pack_transposed(w_ih, steps * batch), w_hh, pack_transposed(w_hh, batch))

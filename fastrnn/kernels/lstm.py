@@ -183,7 +183,7 @@ def lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training, w_hr=None):
     shapes = [(steps, batch, 4 * hidden), (steps if training else 0, batch, hidden),
               ((steps if training else 1) if projected else 0, batch, hidden)]
     if training:  # kept for the backward: one block (see workspace.carve)
-        gates, c_all, m_all = carve(x.dtype, shapes)
+        gates, c_all, m_all = carve(x.dtype, shapes, "lstm.saved")
     else:
         gates, c_all, m_all = (reused(f"lstm.forward{k}", shape, x.dtype) for k, shape in enumerate(shapes))
     h_proj = np.empty((batch if projected else 0, width), x.dtype)

@@ -392,7 +392,8 @@ def lstm_variants_forward(x, w_ih, w_hh, bias, h0, c0, lengths, training, peepho
     rows = kept if normed else 0
     gates, c_all, ct_all, *norm = carve(dt, [
         (steps, batch, width), (steps if training else 0, batch, hidden), (kept, batch, hidden),
-        (rows, batch, width), (rows, batch, width), (rows, batch, hidden), (steps if normed else 0, batch, 3)])
+        (rows, batch, width), (rows, batch, width), (rows, batch, hidden), (steps if normed else 0, batch, 3)],
+        "lstm_variants.saved")
     cells, norm = (c_all, ct_all), tuple(norm)
     scratch = (_empty(dt, batch if recurrent_mask is not None else 0, hidden),
                _empty(dt, batch if normed else 0, width),
