@@ -1,6 +1,19 @@
-"""End-of-sequence gradient GEMMs shared by the cell kernels."""
-from .._jit import kernel
+"""Helpers shared by the cell kernels: clipping, end-of-sequence gradient GEMMs."""
+from .._jit import inline_kernel, kernel
 from .blas import gemm
+
+
+@inline_kernel
+def clipped(v, bound):
+    """v clipped to [-bound, bound]; the comparisons let NaN fall through unchanged."""
+    return bound if v > bound else (-bound if v < -bound else v)
+
+
+@inline_kernel
+def clip_row(row, bound):
+    """Clip ``row`` elementwise to [-bound, bound] in place (NaN stays NaN)."""
+    for j in range(row.shape[0]):
+        row[j] = clipped(row[j], bound)
 
 
 @kernel

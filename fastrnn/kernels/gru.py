@@ -11,10 +11,10 @@ Kernels allocate nothing and check nothing; drivers below allocate.
 """
 import numpy as np
 
-from .._jit import inline_kernel, kernel
+from .._jit import kernel
 from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh, tanh_rows
 from .blas import gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
-from .common import input_and_weight_grads
+from .common import clip_row, input_and_weight_grads
 from .workspace import carve, reused
 
 
@@ -94,7 +94,7 @@ def gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, h_n_all, dy, dh,
                 for j in range(hidden):
                     dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
                 if clipping:
-                    _clip_row(dh_b, clip)
+                    clip_row(dh_b, clip)
                 if tracing:
                     trace[t, b] = dh_b
                 for j in range(hidden):
@@ -186,7 +186,7 @@ def gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, d
                 for j in range(hidden):
                     dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
                 if clipping:
-                    _clip_row(dh_b, clip)
+                    clip_row(dh_b, clip)
                 if tracing:
                     trace[t, b] = dh_b
                 for j in range(hidden):
@@ -220,14 +220,6 @@ def gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, d
     input_and_weight_grads(x, h0, y, dg_2d, dg_2d[:, :2 * hidden], w_ih, dx, dw_ih, dw_hh[:2 * hidden], db, db_scratch)
     gemm(True, False, 1.0, dg_2d[:, 2 * hidden:], reset_h_all.reshape(rows, hidden), 0.0, dw_hh[2 * hidden:])
 
-
-@inline_kernel
-def _clip_row(row, bound):
-    """Clip ``row`` elementwise to [-bound, bound] in place (NaN stays NaN)."""
-    low = -bound
-    for j in range(row.shape[0]):
-        v = row[j]
-        row[j] = bound if v > bound else (low if v < low else v)
 
 
 def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after):

@@ -35,7 +35,7 @@ import numpy as np
 from .._jit import kernel
 from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh
 from .blas import gemm, matmul_add, matmul_transposed, pack_transposed
-from .common import sum_rows
+from .common import clip_row, sum_rows
 from .layer_norm import normalize_row, normalize_row_backward
 
 
@@ -182,7 +182,6 @@ def gru_variants_backward_kernel(x, weights, b_hh, h0, lengths, y, gates, h_n_al
     use_trace = trace.shape[0] > 0
     g_hn, b_hn = g_hh[2 * hidden:], b_hh[2 * hidden:]
     use_clip = clip < np.inf
-    neg_clip = -clip
     if use_ln:
         db_hh[:] = 0
         dln_hh[:] = 0
@@ -199,10 +198,7 @@ def gru_variants_backward_kernel(x, weights, b_hh, h0, lengths, y, gates, h_n_al
                 for j in range(hidden):
                     dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
                 if use_clip:
-                    for j in range(hidden):
-                        v = dh_b[j]
-                        upper = clip if v > clip else v  # NaN falls through
-                        dh_b[j] = neg_clip if upper < neg_clip else upper
+                    clip_row(dh_b, clip)
                 if use_trace:
                     trace[t, b] = dh_b
                 if use_zoneout:

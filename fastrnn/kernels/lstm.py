@@ -14,10 +14,10 @@ shape (0, 0); then P = H.
 """
 import numpy as np
 
-from .._jit import inline_kernel, kernel
+from .._jit import kernel
 from .activations import dsigmoid, dtanh, sigmoid_rows, tanh, tanh_rows
 from .blas import gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
-from .common import input_and_weight_grads
+from .common import clip_row, input_and_weight_grads
 from .workspace import carve, reused
 
 
@@ -104,7 +104,7 @@ def lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy
             if t < lengths[b]:
                 dh[b] += dy[t, b]  # dh now holds dL/dh_t
                 if clipping:
-                    _clip_row(dh[b], clip)
+                    clip_row(dh[b], clip)
                 if tracing:
                     trace[t, b] = dh[b]
             elif tracing:
@@ -152,14 +152,6 @@ def lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy
         gemm(True, False, 1.0, dh_all.reshape(steps * batch, width), m_all.reshape(steps * batch, hidden),
              0.0, dw_hr)
 
-
-@inline_kernel
-def _clip_row(row, bound):
-    """Clip ``row`` elementwise to [-bound, bound] in place (NaN stays NaN)."""
-    low = -bound
-    for j in range(row.shape[0]):
-        v = row[j]
-        row[j] = bound if v > bound else (low if v < low else v)
 
 
 def _no_projection(dtype):

@@ -24,15 +24,9 @@ import numpy as np
 from .._jit import inline_kernel, kernel
 from .activations import dsigmoid, dtanh, sigmoid_rows, tanh, tanh_rows
 from .blas import gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
-from .common import sum_rows
+from .common import clip_row, clipped, sum_rows
 from .layer_norm import affine_norm_backward, normalize_row, normalize_row_backward
 from .workspace import carve, reused
-
-
-@inline_kernel
-def _clip(v, bound):
-    # Comparisons written so that NaN falls through unchanged.
-    return bound if v > bound else (-bound if v < -bound else v)
 
 
 @inline_kernel
@@ -131,7 +125,7 @@ def lstm_variants_forward_kernel(x, weights, bias, options, h, c, lengths, y, ga
             if clipping:
                 cc = cclip[b]
                 for j in range(hidden):
-                    cc[j] = _clip(ct[j], cell_clip)
+                    cc[j] = clipped(ct[j], cell_clip)
             if peephole:  # o looks at the new cell
                 p_o = peep[2]
                 for j in range(hidden):
@@ -207,8 +201,7 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
             if t < lengths[b]:
                 dh_b += dy[t, b]  # dh now holds dL/dh_t
                 if clip_dh:
-                    for j in range(hidden):
-                        dh_b[j] = _clip(dh_b[j], clip)
+                    clip_row(dh_b, clip)
                 if tracing:
                     trace[t, b] = dh_b
             elif tracing:
@@ -230,7 +223,7 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
             ch = chat[t, b] if layer_norm else c_prev
             if clipping:
                 for j in range(hidden):
-                    cc[j] = _clip(ct[j], cell_clip)
+                    cc[j] = clipped(ct[j], cell_clip)
             else:
                 cc[:] = ct
             if layer_norm:

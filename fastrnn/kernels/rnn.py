@@ -7,10 +7,10 @@ for relu, so training mode stores nothing beyond y.
 """
 import numpy as np
 
-from .._jit import inline_kernel, kernel
+from .._jit import kernel
 from .activations import drelu, dtanh, relu, tanh
 from .blas import matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
-from .common import input_and_weight_grads
+from .common import clip_row, input_and_weight_grads
 from .workspace import reused
 
 
@@ -69,7 +69,7 @@ def rnn_backward_kernel(x, w_ih, w_hh, h0, lengths, y, dy, dh, dpre, dx, dw_ih, 
                     for j in range(hidden):
                         dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
                     if clipping:
-                        _clip_row(dh_b, clip)
+                        clip_row(dh_b, clip)
                     if tracing:
                         trace[t, b] = dh_b
                     if use_relu:
@@ -93,14 +93,6 @@ def rnn_backward_kernel(x, w_ih, w_hh, h0, lengths, y, dy, dh, dpre, dx, dw_ih, 
     dp_2d = dpre.reshape(steps * batch, hidden)
     input_and_weight_grads(x, h0, y, dp_2d, dp_2d, w_ih, dx, dw_ih, dw_hh, db, db)
 
-
-@inline_kernel
-def _clip_row(row, bound):
-    """Clip ``row`` elementwise to [-bound, bound] in place (NaN stays NaN)."""
-    low = -bound
-    for j in range(row.shape[0]):
-        v = row[j]
-        row[j] = bound if v > bound else (low if v < low else v)
 
 
 def rnn_forward(x, w_ih, w_hh, bias, h0, lengths, training, use_relu):
