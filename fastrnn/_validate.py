@@ -132,3 +132,13 @@ def choice(name, value, options):
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
     return value
+
+
+def positive_bound(name, value):
+    """None, or a positive finite number as a float (a clipping bound); bools refused."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be None or a positive finite number, got {value!r}")
+    return float(value)

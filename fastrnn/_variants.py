@@ -134,12 +134,7 @@ def lstm_options(x, hidden, coupled=False, peephole=None, cell_clip=None, layer_
     x: the checked (T, B, I) input; hidden: H. ``coupled`` is already a checked bool.
     """
     width = (3 if coupled else 4) * hidden
-    if cell_clip is not None:
-        if isinstance(cell_clip, (bool, np.bool_)) or not isinstance(cell_clip, (int, float, np.integer, np.floating)):
-            raise TypeError(f"cell_clip must be None or a positive number, got {cell_clip!r}")
-        if not 0.0 < float(cell_clip) < np.inf:
-            raise ValueError(f"cell_clip must be a positive finite number, got {cell_clip!r}")
-        cell_clip = float(cell_clip)
+    cell_clip = check.positive_bound("cell_clip", cell_clip)
     if peephole is not None:
         if not isinstance(peephole, (tuple, list)) or len(peephole) != 3:
             raise TypeError("peephole must be a tuple (w_ci, w_cf, w_co) of (H,) arrays "

@@ -172,12 +172,7 @@ def _bptt_options(ctx, gpu, clip_per_step, hidden_grads_out, check_finite, input
         if gpu:
             raise NotImplementedError(f"clip_per_step is not implemented for device='cuda' ({ctx.cell}_backward): "
                                       "the CUDA backward kernels do not clip per step; run the layer on the CPU")
-        if isinstance(clip_per_step, (bool, np.bool_)) or not isinstance(clip_per_step, (int, float, np.integer,
-                                                                                          np.floating)):
-            raise ValueError(f"clip_per_step must be None or a positive finite number, got {clip_per_step!r}")
-        clip = float(clip_per_step)
-        if not (np.isfinite(clip) and clip > 0):
-            raise ValueError(f"clip_per_step must be None or a positive finite number, got {clip_per_step!r}")
+        clip = check.positive_bound("clip_per_step", clip_per_step)
     else:
         clip = np.inf
     trace = hidden_grads_out

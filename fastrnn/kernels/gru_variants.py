@@ -87,15 +87,12 @@ def gru_variants_forward_kernel(x, weights, biases, h, lengths, y, gates, h_proj
             for b in range(batch):
                 if t < lengths[b]:
                     row = gates[t, b]
+                    xh = xhat_ih[t, b] if training else ln_row  # kept for the backward, or scratch
+                    rstd = normalize_row(row, xh)
                     if training:
-                        xh = xhat_ih[t, b]
-                        rstd_ih[t, b] = normalize_row(row, xh)
-                        for j in range(g3):
-                            row[j] = xh[j] * g_ih[j]
-                    else:
-                        normalize_row(row, ln_row)
-                        for j in range(g3):
-                            row[j] = ln_row[j] * g_ih[j]
+                        rstd_ih[t, b] = rstd
+                    for j in range(g3):
+                        row[j] = xh[j] * g_ih[j]
 
     for t in range(steps):
         # Recurrent product into h_proj: W_hh hbar, or LN(W_hh hbar) * g_hh with layer norm.
@@ -113,15 +110,12 @@ def gru_variants_forward_kernel(x, weights, biases, h, lengths, y, gates, h_proj
             if t < lengths[b]:
                 row, hp = gates[t, b], h_proj[b]
                 if use_ln:
+                    xh = xhat_hh[t, b] if training else ln_row
+                    rstd = normalize_row(hp, xh)
                     if training:
-                        xh = xhat_hh[t, b]
-                        rstd_hh[t, b] = normalize_row(hp, xh)
-                        for j in range(g3):
-                            hp[j] = xh[j] * g_hh[j]
-                    else:
-                        normalize_row(hp, ln_row)
-                        for j in range(g3):
-                            hp[j] = ln_row[j] * g_hh[j]
+                        rstd_hh[t, b] = rstd
+                    for j in range(g3):
+                        hp[j] = xh[j] * g_hh[j]
                 rz, hp_rz = row[:2 * hidden], hp[:2 * hidden]
                 r, z, n = row[0:hidden], row[hidden:2 * hidden], row[2 * hidden:]
                 hn = hp[2 * hidden:]

@@ -276,6 +276,24 @@ def _zeros_if_none(param, size, dtype):
     return np.zeros(size, dtype) if param is None else param.data
 
 
+def checked_state(value, shapes, dtype):
+    """A stream's new state, checked: h, or the pair (h, c) when two ``shapes`` are
+    given (an LSTM); each a float array of ``dtype`` and its shape (num_layers, B, H).
+    Returns the arrays (possibly views of the caller's)."""
+    if len(shapes) == 2:
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"an LSTM stream's state must be a pair (h, c), got {type(value).__name__}")
+        given = (("h", value[0]), ("c", value[1]))
+    else:
+        given = (("h", value),)
+    arrays = []
+    for (name, part), shape in zip(given, shapes):
+        array = check.float_array(name, part, 3, dtype, "the stream")
+        check.expect_shape(name, array, shape, "(num_layers, B, H)")
+        arrays.append(array)
+    return arrays
+
+
 class Stream:
     """Step-by-step (or chunk-by-chunk) inference over a unidirectional recurrent layer.
 
@@ -469,18 +487,9 @@ class Stream:
         if value is None:
             self.reset()
             return
-        if self._cell == "lstm":
-            if not isinstance(value, (tuple, list)) or len(value) != 2:
-                raise TypeError(f"an LSTM stream's state must be a pair (h, c), got {type(value).__name__}")
-            targets = (("h", value[0], self._h), ("c", value[1], self._c))
-        else:
-            targets = (("h", value, self._h),)
-        checked = []
-        for name, given, target in targets:
-            array = check.float_array(name, given, 3, self._dtype, "the stream")
-            check.expect_shape(name, array, target.shape, "(num_layers, B, H)")
-            checked.append((target, array))
-        for target, array in checked:
+        targets = (self._h, self._c) if self._cell == "lstm" else (self._h,)
+        checked = checked_state(value, [t.shape for t in targets], self._dtype)
+        for target, array in zip(targets, checked):
             target[...] = array
 
     def reset(self):

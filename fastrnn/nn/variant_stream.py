@@ -10,6 +10,7 @@ one call of the layer in ``eval()`` over the concatenated chunks.
 import numpy as np
 
 from .. import _validate as check
+from .streaming import checked_state
 
 
 class VariantStream:
@@ -73,20 +74,10 @@ class VariantStream:
         if value is None:
             self.reset()
             return
+        arrays = checked_state(value, [self._h.shape] * (2 if self._lstm else 1), self._dtype)
+        self._h = arrays[0].copy()
         if self._lstm:
-            if not isinstance(value, (tuple, list)) or len(value) != 2:
-                raise TypeError(f"an LSTM stream's state must be a pair (h, c), got {type(value).__name__}")
-            pairs = (("h", value[0]), ("c", value[1]))
-        else:
-            pairs = (("h", value),)
-        arrays = []
-        for name, given in pairs:
-            array = check.float_array(name, given, 3, self._dtype, "the stream")
-            check.expect_shape(name, array, self._h.shape, "(num_layers, B, H)")
-            arrays.append(array.copy())
-        self._h = arrays[0]
-        if self._lstm:
-            self._c = arrays[1]
+            self._c = arrays[1].copy()
 
     def step(self, x):
         """Advance by one step (x (B, I) or (I,)) or a chunk (x (T, B, I)); returns y

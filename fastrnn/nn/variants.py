@@ -28,6 +28,8 @@ a pair (p_h, p_c) (LSTM).
 """
 import numpy as np
 
+from .. import _validate as check
+
 __all__ = ["LSTM_OPTIONS", "GRU_OPTIONS", "check_options"]
 
 LSTM_OPTIONS = dict(peephole=False, coupled_gates=False, cell_clip=None, layer_norm=False, input_dropout=0.0,
@@ -54,12 +56,7 @@ def check_options(cell, values):
                 raise TypeError(f"{name} must be True or False, got {value!r}")
             value = bool(value)
         elif name == "cell_clip":
-            if value is not None:
-                if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-                    raise TypeError(f"cell_clip must be None or a positive number, got {value!r}")
-                if not 0.0 < float(value) < np.inf:
-                    raise ValueError(f"cell_clip must be a positive finite number, got {value!r}")
-                value = float(value)
+            value = check.positive_bound("cell_clip", value)
         elif name == "zoneout" and cell == "lstm" and isinstance(value, (tuple, list)):
             if len(value) != 2:
                 raise ValueError(f"zoneout must be a probability or a pair (p_h, p_c), got {value!r}")
