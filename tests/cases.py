@@ -116,3 +116,20 @@ def check_layer_grads_by_finite_differences(layer, x, dy, lengths, names, mask_s
             param.data[k] = old
             numeric = (up - down) / (2 * eps)
             assert abs(numeric - param.grad[k]) <= rtol * max(1.0, abs(param.grad[k])), (name, k, numeric)
+
+
+class PoisonedNumpy:
+    """Stands in for ``np`` in a driver module (monkeypatched): every fresh buffer
+    starts as NaN, so an element a kernel forgets to write shows up in its results."""
+
+    def __init__(self):
+        self._np = np
+
+    def __getattr__(self, name):
+        return getattr(self._np, name)
+
+    def empty(self, shape, dtype=float):
+        return self._np.full(shape, self._np.nan, dtype)
+
+    def empty_like(self, a):
+        return self._np.full_like(a, self._np.nan)

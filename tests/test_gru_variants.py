@@ -10,6 +10,8 @@ from fastrnn.kernels import gru_variants as K
 from fastrnn.reference import gru as R_gru
 from fastrnn.reference import gru_variants as R
 
+from cases import PoisonedNumpy
+
 GRADS = ("dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh", "dln_ih", "dln_hh")
 ALL = ("ln", "recurrent", "zoneout", "input", "weight")
 OPTIONS = {  # name -> options switched on
@@ -331,22 +333,6 @@ def test_padded_outputs_zero_and_state_frozen(option):
         np.testing.assert_array_equal(out["h_n"][b], out["y"][n - 1, b])
 
 
-class _PoisonedNumpy:
-    """Stands in for ``np`` in the driver module: every fresh buffer starts as NaN."""
-
-    def __init__(self):
-        self._np = np
-
-    def __getattr__(self, name):
-        return getattr(self._np, name)
-
-    def empty(self, shape, dtype=float):
-        return self._np.full(shape, self._np.nan, dtype)
-
-    def empty_like(self, a):
-        return self._np.full_like(a, self._np.nan)
-
-
 @pytest.mark.parametrize("batch", [1, 4])
 @pytest.mark.parametrize("option", ["none", "ln", "all", "all_eval"])
 def test_every_output_is_written(option, batch, monkeypatch):
@@ -355,7 +341,7 @@ def test_every_output_is_written(option, batch, monkeypatch):
     args, grads = make_case(5, batch, 3, 6, OPTIONS[option], lengths="mixed")
     clean = run_fused(args, grads)  # compiles before the module globals change
     clean_inference = run_fused(args, grads, training=False)[0]
-    monkeypatch.setattr(K, "np", _PoisonedNumpy())
+    monkeypatch.setattr(K, "np", PoisonedNumpy())
     poisoned = run_fused(args, grads)
     poisoned_inference = run_fused(args, grads, training=False)[0]
     for part_clean, part_poisoned in zip(clean + (clean_inference,), poisoned + (poisoned_inference,)):

@@ -8,7 +8,7 @@ from fastrnn.kernels import lstm as lstm_kernels
 from fastrnn.kernels import rnn as rnn_kernels
 from fastrnn.kernels import workspace
 
-from cases import CELLS, assert_close, make_inputs, run_fused, run_reference, tolerances
+from cases import CELLS, PoisonedNumpy, assert_close, make_inputs, run_fused, run_reference, tolerances
 
 SHAPES = [  # (T, B, I, H): B=1 and 2 take the hand-written product, B>=3 takes BLAS
     (1, 1, 3, 5),
@@ -96,22 +96,6 @@ def test_gradients_match_finite_differences(cell, batch, lengths):
         np.testing.assert_allclose(g[grad_name], numeric, rtol=1e-6, atol=1e-8, err_msg=f"{cell} {grad_name}")
 
 
-class _PoisonedNumpy:
-    """Stands in for ``np`` in a driver module: every fresh buffer starts as NaN."""
-
-    def __init__(self):
-        self._np = np
-
-    def __getattr__(self, name):
-        return getattr(self._np, name)
-
-    def empty(self, shape, dtype=float):
-        return self._np.full(shape, self._np.nan, dtype)
-
-    def empty_like(self, a):
-        return self._np.full_like(a, self._np.nan)
-
-
 @pytest.mark.parametrize("batch", [1, 4])
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_every_output_is_written(cell, batch, monkeypatch):
@@ -120,7 +104,7 @@ def test_every_output_is_written(cell, batch, monkeypatch):
     args, grads = make_inputs(cell, 5, batch, 3, 6, np.float64, lengths="mixed")
     clean = run_fused(cell, args, grads)  # compiles before the module globals change
     for module in (lstm_kernels, gru_kernels, rnn_kernels, workspace):
-        monkeypatch.setattr(module, "np", _PoisonedNumpy())
+        monkeypatch.setattr(module, "np", PoisonedNumpy())
     workspace.clear()  # reused scratch buffers are allocated afresh (poisoned) too
     poisoned = run_fused(cell, args, grads)
     for part_clean, part_poisoned in zip(clean, poisoned):
@@ -205,8 +189,8 @@ def test_lstm_projection_gradients_match_finite_differences(batch, lengths, monk
         numeric = _finite_difference(loss, args[arg_name])
         np.testing.assert_allclose(getattr(g, grad_name), numeric, rtol=1e-6, atol=1e-8, err_msg=grad_name)
     # every buffer written: poison fresh allocations and compare
-    monkeypatch.setattr(lstm_kernels, "np", _PoisonedNumpy())
-    monkeypatch.setattr(workspace, "np", _PoisonedNumpy())
+    monkeypatch.setattr(lstm_kernels, "np", PoisonedNumpy())
+    monkeypatch.setattr(workspace, "np", PoisonedNumpy())
     workspace.clear()
     y2, _, _, ctx2 = F.lstm(**args, lengths=lens, training=True)
     g2 = F.lstm_backward(ctx2, dy, dh_n, dc_n)
