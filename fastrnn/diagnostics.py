@@ -99,23 +99,6 @@ def hidden_grad_norms(cell, x, w_ih, w_hh, b_ih=None, b_hh=None, *, h0=None, c0=
 
 
 # --- one layer of a stacked module ----------------------------------------------------
-def _run_layer(module, layer, layer_input, states, lengths, training):
-    """One layer of ``module`` (every direction), as ``module._run`` runs it minus dropout."""
-    from .nn.recurrent import _reverse_within_lengths
-    outputs, contexts = [], []
-    for direction, suffix in enumerate(module._suffixes()):
-        index = layer * module.num_directions + direction
-        weights = [None if p is None else p.data for p in module._weights(layer, suffix)]
-        seq = layer_input if direction == 0 else _reverse_within_lengths(layer_input, lengths)
-        # Variant options with eval-mode regularizers (no dropout masks; zoneout's expectation).
-        variant = module._variant_arguments(layer, suffix, seq.shape, False)
-        result = module._call_cell(seq, weights, [s[index] for s in states], lengths, training, **variant)
-        y_dir, ctx = result[0], result[-1]
-        outputs.append(y_dir if direction == 0 else _reverse_within_lengths(y_dir, lengths))
-        contexts.append(ctx)
-    return (outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)), contexts
-
-
 def layer_hidden_grads(module, x, *, layer=None, direction=0, hx=None, lengths=None, dy=None):
     """dL/dh_t of every step of one layer and direction of a stacked recurrent module.
 
@@ -158,10 +141,11 @@ def layer_hidden_grads(module, x, *, layer=None, direction=0, hx=None, lengths=N
 
     layer_input = x
     for below in range(layer):
-        layer_input, _ = _run_layer(module, below, layer_input, states, lengths, False)
+        layer_input, _ = module._run_layer(below, layer_input, states, lengths, False)
     saved = []
     for above in range(layer, module.num_layers):
-        layer_input, contexts = _run_layer(module, above, layer_input, states, lengths, True)
+        # training contexts, eval-form regularizers (no dropout masks; zoneout's expectation)
+        layer_input, contexts = module._run_layer(above, layer_input, states, lengths, True, regularized=False)
         saved.append(contexts)
 
     out_width = module.num_directions * width

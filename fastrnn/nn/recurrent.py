@@ -247,24 +247,38 @@ class _RecurrentBase(Module, register=False):
                 keep = 1.0 - self.dropout
                 mask = (self._rng.random(layer_input.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
                 layer_input = layer_input * mask
-            outputs, contexts = [], []
-            for direction, suffix in enumerate(self._suffixes()):
-                index = layer * self.num_directions + direction
-                weights = [None if p is None else p.data for p in self._weights(layer, suffix)]
-                seq = layer_input if direction == 0 else _reverse_within_lengths(layer_input, lengths)
-                variant = self._variant_arguments(layer, suffix, seq.shape, training)
-                with _naming_layer(layer, direction, lengths, x.shape[0]):
-                    result = self._call_cell(seq, weights, [s[index] for s in states], lengths, training,
-                                             check_finite=check_finite, **variant)
-                y_dir, final, ctx = result[0], result[1:-1], result[-1]
-                for store, value in zip(finals, final):
-                    store[index] = value
-                outputs.append(y_dir if direction == 0 else _reverse_within_lengths(y_dir, lengths))
-                contexts.append(ctx)
-            layer_input = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
+            layer_input, contexts = self._run_layer(layer, layer_input, states, lengths, training, finals,
+                                                    check_finite)
             saved_layers.append((mask, contexts))
         self._saved = (saved_layers, lengths, x.shape) if training else None
         return layer_input, finals
+
+    def _run_layer(self, layer, layer_input, states, lengths, training, finals=None, check_finite=False,
+                   regularized=None):
+        """Run every direction of one layer on its (T, B, F) input.
+
+        Returns (output (T, B, D*H), one context per direction); each direction's final
+        states go into ``finals`` (lists of (L*D, B, H) arrays) when given.
+        ``regularized`` (default: ``training``) draws the variant regularizers' training
+        masks; False uses their eval form (no dropout, zoneout's expectation).
+        """
+        regularized = training if regularized is None else regularized
+        outputs, contexts = [], []
+        for direction, suffix in enumerate(self._suffixes()):
+            index = layer * self.num_directions + direction
+            weights = [None if p is None else p.data for p in self._weights(layer, suffix)]
+            seq = layer_input if direction == 0 else _reverse_within_lengths(layer_input, lengths)
+            variant = self._variant_arguments(layer, suffix, seq.shape, regularized)
+            with _naming_layer(layer, direction, lengths, layer_input.shape[0]):
+                result = self._call_cell(seq, weights, [s[index] for s in states], lengths, training,
+                                         check_finite=check_finite, **variant)
+            y_dir, final, ctx = result[0], result[1:-1], result[-1]
+            if finals is not None:
+                for store, value in zip(finals, final):
+                    store[index] = value
+            outputs.append(y_dir if direction == 0 else _reverse_within_lengths(y_dir, lengths))
+            contexts.append(ctx)
+        return (outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)), contexts
 
     def _backward_stack(self, dy, d_finals, clip_per_step=None, check_finite=False):
         if self._saved is None:
