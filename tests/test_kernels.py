@@ -32,6 +32,23 @@ def test_matches_reference(cell, shape, lengths, dtype):
     assert_close(g, ref_g, grad_rtol, grad_atol, f"{cell} backward")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lengths", [None, "mixed"])
+@pytest.mark.parametrize("shape", SHAPES + [(9, 6, 5, 11)], ids=lambda s: "T%dB%dI%dH%d" % s)
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_inference_matches_reference(cell, shape, lengths, dtype):
+    """The inference forward (training=False) has its own kernels for some shapes
+    (the LSTM's feature-major one for B > 2): checked on its own against the reference."""
+    args, _ = make_inputs(cell, *shape, dtype, seed=3 + sum(shape), lengths=lengths)
+    (fwd_rtol, fwd_atol), _ = tolerances(dtype)
+    _, forward, _, reference, _, extra, has_c = CELLS[cell]
+    names = ("y", "h_n", "c_n") if has_c else ("y", "h_n")
+    result = forward(**args, **extra)
+    assert result[-1] is None
+    out = dict(zip(names, result[:-1]))
+    assert_close(out, dict(zip(names, reference(**args, **extra)[:-1])), fwd_rtol, fwd_atol, f"{cell} inference")
+
+
 @pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("bias,initial_state", [(False, False), (True, False), (False, True)])
 def test_optional_arguments(cell, bias, initial_state):
@@ -113,6 +130,22 @@ def test_every_output_is_written(cell, batch, monkeypatch):
             np.testing.assert_array_equal(value, part_clean[key])
 
 
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_every_inference_output_is_written(cell, batch, monkeypatch):
+    """As above for the inference forward, which uses its own kernel for some shapes."""
+    args, _ = make_inputs(cell, 5, batch, 3, 6, np.float64, lengths="mixed")
+    _, forward, *_, extra, _ = CELLS[cell]
+    clean = forward(**args, **extra)[:-1]
+    for module in (lstm_kernels, gru_kernels, rnn_kernels, workspace):
+        monkeypatch.setattr(module, "np", PoisonedNumpy())
+    workspace.clear()
+    poisoned = forward(**args, **extra)[:-1]
+    for value, expected in zip(poisoned, clean):
+        assert np.all(np.isfinite(value))
+        np.testing.assert_array_equal(value, expected)
+
+
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_backward_can_run_twice(cell):
     args, grads = make_inputs(cell, 4, 3, 2, 5, np.float64)
@@ -131,7 +164,8 @@ def test_inference_matches_training_forward(cell):
     inference, training = forward(**args, **extra), forward(**args, training=True, **extra)
     assert inference[-1] is None
     for a, b in zip(inference[:-1], training[:-1]):
-        np.testing.assert_array_equal(a, b)
+        # the LSTM's inference kernel sums its products in another order (feature-major)
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -149,13 +183,16 @@ def test_non_contiguous_inputs(cell):
     assert_close(g_s, g, 0, 0, cell)
 
 
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("batch", [2, 4])
 @pytest.mark.parametrize("cell", list(CELLS))
-def test_nan_propagates(cell):
-    args, grads = make_inputs(cell, 4, 2, 3, 5, np.float32, lengths=None)
+def test_nan_propagates(cell, batch, training):
+    args, _ = make_inputs(cell, 4, batch, 3, 5, np.float32, lengths=None)
     args["x"][2, 0, 1] = np.nan
-    out, _ = run_fused(cell, args, grads)
-    assert np.all(np.isfinite(out["y"][:2]))
-    assert np.all(np.isnan(out["y"][2:, 0])) and np.all(np.isfinite(out["y"][:, 1]))
+    _, forward, *_, extra, _ = CELLS[cell]
+    y = forward(**args, training=training, **extra)[0]
+    assert np.all(np.isfinite(y[:2]))
+    assert np.all(np.isnan(y[2:, 0])) and np.all(np.isfinite(y[:, 1:]))
 
 
 @pytest.mark.parametrize("lengths", [None, [4, 1, 2]])
