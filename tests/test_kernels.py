@@ -3,6 +3,7 @@ central finite differences."""
 import numpy as np
 import pytest
 
+from fastrnn.kernels import blas
 from fastrnn.kernels import gru as gru_kernels
 from fastrnn.kernels import lstm as lstm_kernels
 from fastrnn.kernels import rnn as rnn_kernels
@@ -47,6 +48,18 @@ def test_inference_matches_reference(cell, shape, lengths, dtype):
     assert result[-1] is None
     out = dict(zip(names, result[:-1]))
     assert_close(out, dict(zip(names, reference(**args, **extra)[:-1])), fwd_rtol, fwd_atol, f"{cell} inference")
+
+
+@pytest.mark.parametrize("pack_limit", [0, 1 << 20])
+@pytest.mark.parametrize("batch", [3, 6])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_backward_with_and_without_packed_weights(cell, batch, pack_limit, monkeypatch):
+    """Above two rows the backward's per-step product writes its transpose, from a
+    packed copy of W_hh or (large weights, pack limit 0 here) from W_hh itself."""
+    monkeypatch.setattr(blas, "_PACK_LIMIT", pack_limit)
+    args, grads = make_inputs(cell, 6, batch, 3, 7, np.float64, seed=batch, lengths="mixed")
+    _, (grad_rtol, grad_atol) = tolerances(np.float64)
+    assert_close(run_fused(cell, args, grads)[1], run_reference(cell, args, grads)[1], grad_rtol, grad_atol, cell)
 
 
 @pytest.mark.parametrize("cell", list(CELLS))

@@ -28,6 +28,14 @@ _dgemm = types.ExternalFunction("fastrnn_dgemm", _GEMM_SIG)
 #: cost (~1.5 us) exceeds the arithmetic.
 SMALL_BATCH = 2
 
+#: tile edge of the transposing add in :func:`matmul_add_transposed_out` (16 floats
+#: of a row of c_t fill one 64-byte line)
+_TILE = 16
+
+#: largest weight (elements) :func:`pack_for_rows` copies: the copy of W_hh pays at
+#: S2 and S3 sizes (LSTM: 65K, 1M elements) but not at S4 (4M)
+_PACK_LIMIT = 1 << 20
+
 
 @intrinsic
 def _address_of(typingctx, value):
@@ -120,6 +128,36 @@ def matmul_add(a, b, c):
 
 
 @kernel
+def matmul_add_transposed_out(a, b, b_t, c_t, c):
+    """``c += a @ b`` (a (M, K), b (K, N), c (M, N)) for the backward's per-step product.
+
+    Above SMALL_BATCH rows BLAS writes the transpose ``c_t (N, M) = (a @ b).T``,
+    which is then added into ``c``: with ``b`` on that side OpenBLAS packs it as its
+    cheap operand. ``b_t`` is ``b.T`` packed row-major (N, K) or empty (then BLAS
+    transposes ``b`` itself); :func:`pack_for_rows` chooses. Measured here (float32,
+    2 threads, LSTM backward): S2 13.4-13.9 ms packed, 14.1-14.6 unpacked, 14.8-15.3
+    for ``a @ b`` straight into ``c``; S4 517-520 packed (the copy of W_hh costs),
+    504-505 unpacked, 510 straight. Small M takes the loop on ``b``.
+    """
+    if a.shape[0] <= SMALL_BATCH:
+        small_matmul_add(a, b, c)
+        return
+    if b_t.shape[0] > 0:
+        gemm(False, True, 1.0, b_t, a, 0.0, c_t)
+    else:
+        gemm(True, True, 1.0, b, a, 0.0, c_t)
+    rows, cols = c.shape
+    # In tiles, so the column reads of c_t hit lines already in L1 (row by row, every
+    # read was a new line: at S3 that cost half of what the transposed product saved).
+    for m0 in range(0, rows, _TILE):
+        for n0 in range(0, cols, _TILE):
+            for m in range(m0, min(m0 + _TILE, rows)):
+                c_row = c[m]
+                for n in range(n0, min(n0 + _TILE, cols)):
+                    c_row[n] += c_t[n, m]
+
+
+@kernel
 def matmul_transposed_add(a, b, b_t, c):
     """``c += a @ b.T`` (a (M, K), b (N, K), c (M, N)).
 
@@ -146,5 +184,14 @@ def pack_transposed(w, rows):
     """``w.T`` as a C-contiguous copy when ``rows`` (the batch) takes the small path,
     else an empty array of the same type (BLAS transposes for free)."""
     if rows <= SMALL_BATCH:
+        return np.ascontiguousarray(w.T)
+    return np.empty((0, 0), w.dtype)
+
+
+def pack_for_rows(w, rows):
+    """``w.T`` as a C-contiguous copy for :func:`matmul_add_transposed_out` when ``rows``
+    (the batch) is above SMALL_BATCH and ``w`` is small enough that the copy pays
+    (up to _PACK_LIMIT elements); else an empty array of the same type."""
+    if rows > SMALL_BATCH and w.size <= _PACK_LIMIT:
         return np.ascontiguousarray(w.T)
     return np.empty((0, 0), w.dtype)

@@ -13,7 +13,8 @@ import numpy as np
 
 from .._jit import kernel
 from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh, tanh_rows
-from .blas import gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
+from .blas import (gemm, matmul_add, matmul_add_transposed_out, matmul_transposed, matmul_transposed_add,
+                   pack_for_rows, pack_transposed)
 from .common import clip_row, input_and_weight_grads
 from .workspace import carve, reused
 
@@ -66,7 +67,7 @@ def gru_forward_kernel(x, weights, biases, h, lengths, y, gates, h_n_all, h_proj
 
 @kernel
 def gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, h_n_all, dy, dh,
-                        dg_x, dg_h, dx, dw_ih, dw_hh, db_ih, db_hh, clip, trace):
+                        dg_x, dg_h, dx, dw_ih, dw_hh, db_ih, db_hh, clip, trace, w_hh_t, dh_t):
     """Backpropagate through :func:`gru_forward_kernel` (training mode).
 
     Saved forward arrays are read only. dy (T, B, H); dh (B, H): dL/dh_n in, dL/dh0 out.
@@ -77,6 +78,8 @@ def gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, h_n_all, dy, dh,
     flows back from step t+1) is clipped elementwise to [-clip, clip] before it flows
     on; inf turns clipping off. trace (T, B, H): receives that clipped dL/dh_t of
     every step, 0 past each length; a (0, B, H) array turns tracing off.
+    w_hh_t, dh_t: blas.pack_for_rows(w_hh, B) and its (H, B) scratch (see
+    blas.matmul_add_transposed_out).
     """
     steps, batch, n_in = x.shape
     hidden = h0.shape[1]
@@ -114,7 +117,7 @@ def gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, h_n_all, dy, dh,
                 dh_row[:] = 0
                 if tracing:
                     trace[t, b] = 0
-        matmul_add(dg_h[t], w_hh, dh)
+        matmul_add_transposed_out(dg_h[t], w_hh, w_hh_t, dh_t, dh)
     rows = steps * batch
     input_and_weight_grads(x, h0, y, dg_x.reshape(rows, 3 * hidden), dg_h.reshape(rows, 3 * hidden),
                            w_ih, dx, dw_ih, dw_hh, db_ih, db_hh)
@@ -272,7 +275,8 @@ def gru_backward(saved, dy, dh_n, clip=np.inf, trace=None):
         db_hh = np.empty(3 * hidden, x.dtype)
         dg_x, dg_h = reused("gru.dg_x", gates.shape, x.dtype), reused("gru.dg_h", gates.shape, x.dtype)
         gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, saved[8], dy, dh,
-                            dg_x, dg_h, dx, dw_ih, dw_hh, db_ih, db_hh, bound, trace)
+                            dg_x, dg_h, dx, dw_ih, dw_hh, db_ih, db_hh, bound, trace,
+                            pack_for_rows(w_hh, batch), np.empty((hidden, batch), x.dtype))
     else:
         dgates = reused("gru.dg_x", gates.shape, x.dtype)
         reset_h_all = reused("gru.reset_h_all", y.shape, x.dtype)

@@ -16,7 +16,8 @@ import numpy as np
 
 from .._jit import kernel
 from .activations import dsigmoid, dtanh, sigmoid, sigmoid_rows, tanh, tanh_rows
-from .blas import SMALL_BATCH, gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
+from .blas import (SMALL_BATCH, gemm, matmul_add, matmul_add_transposed_out, matmul_transposed,
+                   matmul_transposed_add, pack_for_rows, pack_transposed)
 from .common import clip_row, input_and_weight_grads
 from .workspace import carve, reused
 
@@ -77,14 +78,16 @@ def lstm_forward_kernel(x, weights, bias, h, c, lengths, y, gates, c_all, m_all,
 
 @kernel
 def lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy,
-                         dh, dc, dgates, dh_all, dm, dx, grads, clip, trace):
+                         dh, dc, dgates, dh_all, dm, dh_t, dx, grads, clip, trace):
     """Backpropagate through all T steps of :func:`lstm_forward_kernel` (training mode).
 
-    x, weights = (w_ih, w_hh, w_hr), h0, c0, lengths, y, gates, c_all, m_all: as the
-    training forward left them (read only); dy (T, B, P) gradient of y.
+    x, weights = (w_ih, w_hh, w_hh_t, w_hr), h0, c0, lengths, y, gates, c_all, m_all:
+    as the training forward left them (read only), w_hh_t from blas.pack_for_rows;
+    dy (T, B, P) gradient of y.
     dh (B, P), dc (B, H): dL/dh_n, dL/dc_n on entry, dL/dh0, dL/dc0 on return.
     Workspaces: dgates (T, B, 4H) pre-activation gradients; with projection dh_all
-    (T, B, P) (dL/dh_t of every step) and dm (B, H) (else both unused, T or B = 0).
+    (T, B, P) (dL/dh_t of every step) and dm (B, H) (else both unused, T or B = 0);
+    dh_t (P, B) above SMALL_BATCH (see blas.matmul_add_transposed_out), else (0, 0).
     grads = (dw_ih (4H, I), dw_hh (4H, P), dw_hr (P, H) or (0, 0), db (4H,) as a
     (1, 4H) array): overwritten, as is dx (T, B, I).
     clip (scalar of the dtype): at every valid step the total dL/dh_t (dy_t plus what
@@ -93,7 +96,7 @@ def lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy
     trace (T, B, P): receives that clipped dL/dh_t of every step, 0 past each
     length; a (0, B, P) array turns tracing off. Neither aliases another argument.
     """
-    w_ih, w_hh, w_hr = weights
+    w_ih, w_hh, w_hh_t, w_hr = weights
     dw_ih, dw_hh, dw_hr, db = grads
     projected = w_hr.shape[0] > 0
     steps, batch, n_in = x.shape
@@ -144,7 +147,7 @@ def lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy
                 dh[b] = 0  # refilled by the recurrent product below
             else:
                 d_row[:] = 0  # frozen state: dh, dc pass through unchanged
-        matmul_add(dgates[t], w_hh, dh)
+        matmul_add_transposed_out(dgates[t], w_hh, w_hh_t, dh_t, dh)
     dg_2d = dgates.reshape(steps * batch, 4 * hidden)
     input_and_weight_grads(x, h0, y, dg_2d, dg_2d, w_ih, dx, dw_ih, dw_hh, db[0], db[0])
     if projected:
@@ -283,7 +286,9 @@ def lstm_backward(saved, dy, dh_n, dc_n, clip=np.inf, trace=None):
     dh_all = reused("lstm.dh_all", (steps if projected else 0, batch, h0.shape[1]), x.dtype)
     dm = np.empty((batch if projected else 0, c0.shape[1]), x.dtype)
     grads = (np.empty_like(w_ih), np.empty_like(w_hh), np.empty_like(w_hr), np.empty((1, w_ih.shape[0]), x.dtype))
-    lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy, dh, dc, dgates, dh_all, dm, dx,
-                         grads, bound, trace)
+    weights = (w_ih, w_hh, pack_for_rows(w_hh, batch), w_hr)
+    dh_t = np.empty((h0.shape[1], batch) if batch > SMALL_BATCH else (0, 0), x.dtype)
+    lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy, dh, dc, dgates, dh_all, dm, dh_t,
+                         dx, grads, bound, trace)
     dw_ih, dw_hh, dw_hr, db = grads
     return dx, dh, dc, dw_ih, dw_hh, db[0], (dw_hr if projected else None)
