@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fastrnn.kernels import blas
 from fastrnn.kernels import gru_variants as K
 from fastrnn.reference import gru as R_gru
 from fastrnn.reference import gru_variants as R
@@ -253,6 +254,16 @@ def test_fused_matches_reference_float64(option, shape, lengths):
     out, g = run_fused(args, grads)
     ref_out, ref_g = run_reference(args, grads)
     assert_close(out, ref_out, 1e-10, 1e-12, f"{option} forward")
+    assert_close(g, ref_g, 1e-10, 1e-12, f"{option} backward")
+
+
+@pytest.mark.parametrize("option", list(OPTIONS))
+def test_fused_without_packed_weights(option, monkeypatch):
+    """Large W_hh skip the packed copy of the per-step product (blas.pack_for_rows)."""
+    monkeypatch.setattr(blas, "_PACK_LIMIT", 0)
+    args, grads = make_case(6, 4, 3, 7, OPTIONS[option], seed=4, lengths="mixed")
+    _, g = run_fused(args, grads)
+    _, ref_g = run_reference(args, grads)
     assert_close(g, ref_g, 1e-10, 1e-12, f"{option} backward")
 
 

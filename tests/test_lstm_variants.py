@@ -6,6 +6,7 @@ import pytest
 
 import fastrnn
 from fastrnn import functional as F
+from fastrnn.kernels import blas
 from fastrnn.kernels import lstm_variants as kernels
 from fastrnn.kernels import workspace
 from fastrnn.reference.lstm_variants import lstm_variants_backward, lstm_variants_forward
@@ -116,6 +117,18 @@ def test_shapes_and_small_batches(shape):
     ry, rh, rc, cache = lstm_variants_forward(**base, **ref)
     rg = lstm_variants_backward(cache, grads["dy"], grads["dh_n"], grads["dc_n"])
     assert_close(dict(y=y, h_n=h_n, c_n=c_n), dict(y=ry, h_n=rh, c_n=rc), 1e-10, 1e-12, "forward")
+    assert_close(fused_grad_dict(g), rg, 1e-10, 1e-12, "backward")
+
+
+@pytest.mark.parametrize("combo", [("peephole", "layer_norm", "clip", "zoneout", "recurrent_mask"), ("coupled",)],
+                         ids=lambda c: "+".join(c))
+def test_backward_without_packed_weights(combo, monkeypatch):
+    """Large W_hh skip the packed copy of the per-step product (blas.pack_for_rows)."""
+    monkeypatch.setattr(blas, "_PACK_LIMIT", 0)
+    base, fn, ref, grads = make_case(combo, 5, 4, 3, 7, seed=5, lengths=(5, 3, 5, 1))
+    _, g = run_fused(base, fn, grads)
+    _, _, _, cache = lstm_variants_forward(**base, **ref)
+    rg = lstm_variants_backward(cache, grads["dy"], grads["dh_n"], grads["dc_n"])
     assert_close(fused_grad_dict(g), rg, 1e-10, 1e-12, "backward")
 
 

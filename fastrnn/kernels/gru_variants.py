@@ -34,7 +34,7 @@ import numpy as np
 
 from .._jit import kernel
 from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh
-from .blas import gemm, matmul_add, matmul_transposed, pack_transposed
+from .blas import gemm, matmul_add_transposed_out, matmul_transposed, pack_for_rows, pack_transposed
 from .common import clip_row, sum_rows
 from .layer_norm import normalize_row, normalize_row_backward
 
@@ -147,25 +147,26 @@ def gru_variants_backward_kernel(x, weights, b_hh, h0, lengths, y, gates, h_n_al
                                  dy, dh, clip, trace, workspace, grads):
     """Backpropagate through :func:`gru_variants_forward_kernel` (training mode).
 
-    Saved forward arrays (x, weights = (w_ih, w_hh), b_hh (3H,), h0, lengths, y, gates, h_n_all,
+    Saved forward arrays (x, weights = (w_ih, w_hh, w_hh_t from blas.pack_for_rows),
+    b_hh (3H,), h0, lengths, y, gates, h_n_all,
     layer_norm = (g_ih, g_hh, xhat_ih, rstd_ih, xhat_hh, rstd_hh), dropout =
     (m_h, hbar (T, B, H)), zoneout) are read only. dy (T, B, H); dh (B, H): dL/dh_n
     in, dL/dh0 out. clip: scalar of the dtype; where finite, the total dL/dh_t of
     every valid step is clipped elementwise to [-clip, clip] before it is used.
     trace (T, B, H) or (0, 0, 0): receives that (clipped) total, 0 at padded steps.
-    workspace = (dg_x (T, B, 3H), dg_h (T, B, 3H), dhbar (B, H), d_hat (3H,)):
+    workspace = (dg_x (T, B, 3H), dg_h (T, B, 3H), dhbar (B, H), d_hat (3H,), dh_t (H, B)):
     gradients of the input pre-activations W_ih x and of the recurrent ones W_hh hbar
     (after undoing layer norm), of hbar for one step ((0, 0) without dropout), and of
     one normalized row ((0,) without layer norm; out of place so the layer-norm
-    backward vectorizes).
+    backward vectorizes), scratch of blas.matmul_add_transposed_out.
     grads = (dx (T, B, I), dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh), all
     overwritten (dln_* (0,) without layer norm).
     """
-    w_ih, w_hh = weights
+    w_ih, w_hh, w_hh_t = weights
     g_ih, g_hh, xhat_ih, rstd_ih, xhat_hh, rstd_hh, _ = layer_norm
     m_h, hbar = dropout
     zeta = zoneout
-    dg_x, dg_h, dhbar, d_hat = workspace
+    dg_x, dg_h, dhbar, d_hat, dh_t = workspace
     dx, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh = grads
     steps, batch, n_in = x.shape
     hidden = h0.shape[1]
@@ -243,14 +244,14 @@ def gru_variants_backward_kernel(x, weights, b_hh, h0, lengths, y, gates, h_n_al
                     trace[t, b] = 0
         if use_mask:
             dhbar[:] = 0
-            matmul_add(dg_h[t], w_hh, dhbar)
+            matmul_add_transposed_out(dg_h[t], w_hh, w_hh_t, dh_t, dhbar)
             for b in range(batch):
                 if t < lengths[b]:
                     dh_b, dhb_b, m_b = dh[b], dhbar[b], m_h[b]
                     for j in range(hidden):
                         dh_b[j] += dhb_b[j] * m_b[j]
         else:
-            matmul_add(dg_h[t], w_hh, dh)
+            matmul_add_transposed_out(dg_h[t], w_hh, w_hh_t, dh_t, dh)
 
     rows = steps * batch
     dg_x_2d, dg_h_2d = dg_x.reshape(rows, g3), dg_h.reshape(rows, g3)
@@ -371,9 +372,10 @@ def gru_variants_backward(saved, dy, dh_n, clip=np.inf, trace=None):
     dln_ih = np.empty(g3 if use_ln else 0, dtype)
     dln_hh = np.empty(g3 if use_ln else 0, dtype)
     dhbar = np.empty((batch, hidden) if dropout[0].shape[0] > 0 else (0, 0), dtype)
-    workspace = (np.empty_like(gates), np.empty_like(gates), dhbar, np.empty(g3 if use_ln else 0, dtype))
+    workspace = (np.empty_like(gates), np.empty_like(gates), dhbar, np.empty(g3 if use_ln else 0, dtype),
+                 np.empty((hidden, batch), dtype))
     grads = (dx, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh)
-    gru_variants_backward_kernel(x, (w_ih, w_hh), b_hh, h0, lengths, y, gates, h_n_all, layer_norm, dropout, zoneout,
+    gru_variants_backward_kernel(x, (w_ih, w_hh, pack_for_rows(w_hh, batch)), b_hh, h0, lengths, y, gates, h_n_all, layer_norm, dropout, zoneout,
                                  dy, dh, dtype.type(clip), trace, workspace, grads)
     if not use_ln:
         dln_ih = dln_hh = None

@@ -23,7 +23,8 @@ import numpy as np
 
 from .._jit import inline_kernel, kernel
 from .activations import dsigmoid, dtanh, sigmoid_rows, tanh, tanh_rows
-from .blas import gemm, matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
+from .blas import (gemm, matmul_add_transposed_out, matmul_transposed, matmul_transposed_add, pack_for_rows,
+                   pack_transposed)
 from .common import clip_row, clipped, sum_rows
 from .layer_norm import affine_norm_backward, normalize_row, normalize_row_backward
 from .workspace import carve, reused
@@ -160,24 +161,26 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
                                   work, grads, clip, trace):
     """Backpropagate through :func:`lstm_variants_forward_kernel` (training mode).
 
-    x, weights = (w_ih, w_hh), options, h0, c0, lengths, y, gates, cells, norm: as
-    the training forward used or left them (read only); dy (T, B, H).
+    x, weights = (w_ih, w_hh, w_hh_t), options, h0, c0, lengths, y, gates, cells, norm:
+    as the training forward used or left them (read only), w_hh_t from
+    blas.pack_for_rows; dy (T, B, H).
     dh, dc (B, H): dL/dh_n, dL/dc_n on entry, dL/dh0, dL/dc0 on return.
     work = (dgates (T, B, GH) pre-activation gradients (with layer norm, each row is
     replaced by the gradient of W_ih x_t once used); d_raw_hh (T, B, GH) gradient of
     W_hh hbar with layer norm, else (0, B, GH); dhbar (B, H) with recurrent dropout else (0, H); h_in (T, B, H) with recurrent
     dropout (the masked h_{t-1} of every step), else (0, B, H); vec (4, H) scratch;
-    d_hat (GH,) scratch with layer norm, else (0,)).
+    d_hat (GH,) scratch with layer norm, else (0,); dh_t (H, B) scratch of
+    blas.matmul_add_transposed_out).
     grads = (dx (T, B, I), dw_ih (GH, I), dw_hh (GH, H), db (1, GH), dpeep (3, H) or
     (0, H), (dg_ih (GH,), dg_hh (GH,), dg_c (H,), db_c (H,)) or all (0,)): overwritten.
     clip: per-step bound on dL/dh_t (inf: off). trace (T, B, H) or (0, B, H): receives
     the clipped total dL/dh_t of every step, zero past each length.
     """
-    w_ih, w_hh = weights
+    w_ih, w_hh, w_hh_t = weights
     peep, (g_ih, g_hh, g_c, b_c), rec_mask, zone_h, zone_c, cell_clip = options
     c_all, ct_all = cells
     xhat_ih, xhat_hh, chat, rstd = norm
-    dgates, d_raw_hh, dhbar, h_in, vec, d_hat = work
+    dgates, d_raw_hh, dhbar, h_in, vec, d_hat, dh_t = work
     dx, dw_ih, dw_hh, db, dpeep, (dg_ih, dg_hh, dg_c, db_c) = grads
     steps, batch, n_in = x.shape
     hidden, width = c0.shape[1], w_ih.shape[0]
@@ -315,13 +318,13 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
         d_rec = d_raw_hh[t] if layer_norm else dgates[t]
         if masked:
             dhbar[:] = 0
-            matmul_add(d_rec, w_hh, dhbar)
+            matmul_add_transposed_out(d_rec, w_hh, w_hh_t, dh_t, dhbar)
             for b in range(batch):
                 if t < lengths[b]:
                     for j in range(hidden):
                         dh[b, j] += dhbar[b, j] * rec_mask[b, j]
         else:
-            matmul_add(d_rec, w_hh, dh)
+            matmul_add_transposed_out(d_rec, w_hh, w_hh_t, dh_t, dh)
     _parameter_grads(x, h0, y, dgates, d_raw_hh, h_in, layer_norm, rec_mask, w_ih, dx, dw_ih, dw_hh, db_sum)
 
 
@@ -428,12 +431,12 @@ def lstm_variants_backward(saved, dy, dh_n, dc_n, clip=np.inf, trace=None):
     work = (reused("lstm_variants.dgates", gates.shape, dt),
             reused("lstm_variants.d_raw_hh", (norm_rows, batch, width), dt),
             _empty(dt, batch if masked else 0, hidden), _empty(dt, steps if masked else 0, batch, hidden),
-            _empty(dt, 4, hidden), _empty(dt, width if normed else 0))
+            _empty(dt, 4, hidden), _empty(dt, width if normed else 0), _empty(dt, hidden, batch))
     dln = tuple(_empty(dt, n if normed else 0) for n in (width, width, hidden, hidden))
     grads = (np.empty_like(x), np.empty_like(w_ih), np.empty_like(w_hh), _empty(dt, 1, width),
              _empty(dt, 3 if peephole else 0, hidden), dln)
     trace = _empty(dt, 0, batch, hidden) if trace is None else trace
-    lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates, cells, norm, dy, dh, dc,
-                                  work, grads, dt.type(clip), trace)
+    lstm_variants_backward_kernel(x, (w_ih, w_hh, pack_for_rows(w_hh, batch)), options, h0, c0, lengths, y, gates,
+                                  cells, norm, dy, dh, dc, work, grads, dt.type(clip), trace)
     dx, dw_ih, dw_hh, db, dpeep, _ = grads
     return dx, dh, dc, dw_ih, dw_hh, db[0], (dpeep if peephole else None), (dln if normed else None)
