@@ -160,7 +160,6 @@ def lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy
              0.0, dw_hr)
 
 
-
 # --------------------------------------------------------------------------- feature-major inference
 # Inference with a batch above SMALL_BATCH and no projection keeps each step's gates
 # and the state with the batch innermost: gates (4H, B), state (H, B). The per-step
