@@ -120,6 +120,15 @@ def state(name, value, batch, hidden, dtype, meaning="(B, H)"):
     return value
 
 
+def positive_int(name, value, minimum=1):
+    """An int (numpy ints accepted, bools refused) of at least ``minimum``, as int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
 def flag(name, value):
     """A boolean option (numpy bools accepted)."""
     if not isinstance(value, (bool, np.bool_)):

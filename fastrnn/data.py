@@ -16,22 +16,10 @@ import math
 
 import numpy as np
 
+from . import _validate as check
+
 __all__ = ["pad_sequences", "lengths_to_mask", "BatchIterator", "sliding_windows", "chronological_split",
            "StandardScaler"]
-
-
-def _positive_int(name, value, minimum=1):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
 
 
 # --------------------------------------------------------------------------- padding
@@ -154,12 +142,12 @@ class BatchIterator:
         if n == 0:
             raise ValueError("the arrays hold no samples")
         self.n_samples = n
-        self.batch_size = _positive_int("batch_size", batch_size)
-        self.shuffle = _flag("shuffle", shuffle)
-        self.drop_last = _flag("drop_last", drop_last)
-        self.bucket = _flag("bucket", bucket)
-        self.bucket_pool = _positive_int("bucket_pool", bucket_pool)
-        self.time_major = _flag("time_major", time_major)
+        self.batch_size = check.positive_int("batch_size", batch_size)
+        self.shuffle = check.flag("shuffle", shuffle)
+        self.drop_last = check.flag("drop_last", drop_last)
+        self.bucket = check.flag("bucket", bucket)
+        self.bucket_pool = check.positive_int("bucket_pool", bucket_pool)
+        self.time_major = check.flag("time_major", time_major)
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         if lengths is not None:
@@ -257,9 +245,9 @@ def sliding_windows(series, window, horizon=1, stride=1):
     series = np.asarray(series)
     if series.ndim == 0:
         raise ValueError("series must have a time axis, got a scalar")
-    window = _positive_int("window", window)
-    horizon = _positive_int("horizon", horizon)
-    stride = _positive_int("stride", stride)
+    window = check.positive_int("window", window)
+    horizon = check.positive_int("horizon", horizon)
+    stride = check.positive_int("stride", stride)
     steps = series.shape[0]
     if steps < window + horizon:
         raise ValueError(f"series has {steps} steps, fewer than window + horizon = {window + horizon}")
@@ -295,7 +283,7 @@ def chronological_split(data, train=0.7, val=0.15, gap=0):
     val = float(val)
     if not 0 < train <= 1 or not 0 <= val < 1 or train + val > 1 + 1e-12:
         raise ValueError(f"need 0 < train <= 1, 0 <= val < 1 and train + val <= 1, got train={train}, val={val}")
-    gap = _positive_int("gap", gap, 0)
+    gap = check.positive_int("gap", gap, 0)
     usable = n - 2 * gap
     if usable < 1:
         raise ValueError(f"{n} samples leave nothing to split with gap={gap}")

@@ -32,6 +32,8 @@ import re
 
 import numpy as np
 
+from . import _validate as check
+
 __all__ = [
     "GATES",
     "IRNN_INPUT_STD",
@@ -130,9 +132,7 @@ def torch_default_(a, hidden_size, rng=None):
     ``a``: any shape, float dtype (a weight ``(G*H, I)``/``(G*H, H)`` or bias ``(G*H,)``);
     ``hidden_size``: H (a positive int). Returns ``a``.
     """
-    if isinstance(hidden_size, bool) or not isinstance(hidden_size, (int, np.integer)) or hidden_size < 1:
-        raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
-    bound = 1.0 / math.sqrt(hidden_size)
+    bound = 1.0 / math.sqrt(_hidden(hidden_size))
     return uniform_(a, -bound, bound, rng)
 
 
@@ -227,9 +227,7 @@ def constant_(a, value):
 # gate-aware helpers
 
 def _hidden(hidden_size):
-    if isinstance(hidden_size, bool) or not isinstance(hidden_size, (int, np.integer)) or hidden_size < 1:
-        raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
-    return int(hidden_size)
+    return check.positive_int("hidden_size", hidden_size)
 
 
 def per_gate_(a, hidden_size, init, *args, **kwargs):

@@ -40,6 +40,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from . import _validate as check
 from .nn.module import Module, Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "clip_grad_norm_", "clip_grad_value_",
@@ -62,12 +63,6 @@ def _number(name, value, low=None, high=None, low_open=False, high_open=False):
         bound = f"< {high}" if high_open else f"<= {high}"
         raise ValueError(f"{name} must be {bound}, got {value}")
     return value
-
-
-def _flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
 
 
 def _param_list(params, what="params"):
@@ -154,7 +149,7 @@ class Optimizer:
 
     def _check_group(self, group):
         group["lr"] = _number("lr", group["lr"], 0.0)
-        group["maximize"] = _flag("maximize", group["maximize"])
+        group["maximize"] = check.flag("maximize", group["maximize"])
 
     def zero_grad(self, set_to_none=True):
         """Reset every parameter's gradient: to None (default, as torch) or to zeros."""
@@ -274,7 +269,7 @@ class SGD(Optimizer):
         group["momentum"] = _number("momentum", group["momentum"], 0.0)
         group["dampening"] = _number("dampening", group["dampening"])
         group["weight_decay"] = _number("weight_decay", group["weight_decay"], 0.0)
-        group["nesterov"] = _flag("nesterov", group["nesterov"])
+        group["nesterov"] = check.flag("nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")
@@ -325,7 +320,7 @@ class Adam(Optimizer):
                           _number("betas[1]", betas[1], 0.0, 1.0, high_open=True))
         group["eps"] = _number("eps", group["eps"], 0.0)
         group["weight_decay"] = _number("weight_decay", group["weight_decay"], 0.0)
-        group["amsgrad"] = _flag("amsgrad", group["amsgrad"])
+        group["amsgrad"] = check.flag("amsgrad", group["amsgrad"])
 
     def _update(self, p, grad, group, state):
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
@@ -399,7 +394,7 @@ class RMSprop(Optimizer):
         group["eps"] = _number("eps", group["eps"], 0.0)
         group["weight_decay"] = _number("weight_decay", group["weight_decay"], 0.0)
         group["momentum"] = _number("momentum", group["momentum"], 0.0)
-        group["centered"] = _flag("centered", group["centered"])
+        group["centered"] = check.flag("centered", group["centered"])
 
     def _update(self, p, grad, group, state):
         alpha, wd, momentum = group["alpha"], group["weight_decay"], group["momentum"]

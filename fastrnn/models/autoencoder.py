@@ -10,14 +10,6 @@ from . import _common as C
 __all__ = ["SequenceAutoencoder", "fold_scores", "make_windows"]
 
 
-def _positive_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def _dropout(value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"dropout must be a number in [0, 1), got {type(value).__name__} {value!r}")
@@ -61,9 +53,9 @@ class SequenceAutoencoder(Module):
 
     def __init__(self, input_size=1, hidden_size=32, num_layers=1, dropout=0.0, dtype=np.float32, seed=None):
         super().__init__()
-        input_size = _positive_int("input_size", input_size)
-        hidden_size = _positive_int("hidden_size", hidden_size)
-        num_layers = _positive_int("num_layers", num_layers)
+        input_size = check.positive_int("input_size", input_size)
+        hidden_size = check.positive_int("hidden_size", hidden_size)
+        num_layers = check.positive_int("num_layers", num_layers)
         dropout = _dropout(dropout)
         dtype = np.dtype(dtype)
         if dtype not in check.FLOAT_DTYPES:
@@ -175,7 +167,7 @@ class SequenceAutoencoder(Module):
 
     @staticmethod
     def _batch_size(batch_size):
-        return None if batch_size is None else _positive_int("batch_size", batch_size)
+        return None if batch_size is None else check.positive_int("batch_size", batch_size)
 
 
 # --------------------------------------------------------------------------- windows <-> time steps
@@ -196,8 +188,8 @@ def make_windows(series, window, stride=1):
     series = np.asarray(series)
     if series.ndim not in (1, 2):
         raise ValueError(f"series must be (T,) or (T, F), got shape {series.shape}")
-    window = _positive_int("window", window)
-    stride = _positive_int("stride", stride)
+    window = check.positive_int("window", window)
+    stride = check.positive_int("stride", stride)
     if series.shape[0] < window:
         raise ValueError(f"series has {series.shape[0]} steps, fewer than window = {window}")
     starts = np.arange(_n_windows(series.shape[0], window, stride)) * stride
@@ -215,9 +207,9 @@ def fold_scores(scores, n_steps, window, stride=1, reduction="mean"):
     float64; steps no window covers (the tail left over with ``stride > 1``) are NaN.
     Raises ``ValueError`` when N does not match ``n_steps``, ``window`` and ``stride``."""
     reduction = check.choice("reduction", reduction, ("mean", "max"))
-    window = _positive_int("window", window)
-    stride = _positive_int("stride", stride)
-    n_steps = _positive_int("n_steps", n_steps)
+    window = check.positive_int("window", window)
+    stride = check.positive_int("stride", stride)
+    n_steps = check.positive_int("n_steps", n_steps)
     if n_steps < window:
         raise ValueError(f"n_steps ({n_steps}) must be at least window ({window})")
     scores = np.asarray(scores, dtype=np.float64)

@@ -29,14 +29,6 @@ from .module import Module, Parameter
 __all__ = ["RNNCell", "LSTMCell", "GRUCell"]
 
 
-def _positive_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
-
-
 def _seed(seed):
     if seed is None:
         return None
@@ -53,8 +45,8 @@ class _CellBase(Module, register=False):
 
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None, **cell_options):
         super().__init__()
-        self.input_size = _positive_int("input_size", input_size)
-        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.input_size = check.positive_int("input_size", input_size)
+        self.hidden_size = check.positive_int("hidden_size", hidden_size)
         self.bias = check.flag("bias", bias)
         try:
             self.dtype = np.dtype(dtype)

@@ -32,20 +32,6 @@ def _float_dtype(dtype):
     return resolved
 
 
-def _positive_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
-
-
-def _flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
 def _rng(seed):
     """A ``np.random.Generator`` from None, an int or a Generator; plus the seed to record."""
     if seed is None or isinstance(seed, np.random.Generator):
@@ -81,9 +67,9 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=None):
         super().__init__()
-        self.in_features = _positive_int("in_features", in_features)
-        self.out_features = _positive_int("out_features", out_features)
-        has_bias = _flag("bias", bias)
+        self.in_features = check.positive_int("in_features", in_features)
+        self.out_features = check.positive_int("out_features", out_features)
+        has_bias = check.flag("bias", bias)
         dtype = _float_dtype(dtype)
         rng, self._seed = _rng(seed)
         bound = 1.0 / np.sqrt(self.in_features)
@@ -157,8 +143,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=np.float32, seed=None):
         super().__init__()
-        self.num_embeddings = _positive_int("num_embeddings", num_embeddings)
-        self.embedding_dim = _positive_int("embedding_dim", embedding_dim)
+        self.num_embeddings = check.positive_int("num_embeddings", num_embeddings)
+        self.embedding_dim = check.positive_int("embedding_dim", embedding_dim)
         if padding_idx is not None:
             if isinstance(padding_idx, (bool, np.bool_)) or not isinstance(padding_idx, (int, np.integer)):
                 raise TypeError(f"padding_idx must be an int or None, got {type(padding_idx).__name__}")

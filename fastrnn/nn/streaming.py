@@ -264,16 +264,16 @@ def _rnn_views(batch, n_in, hidden, small):
 _DRIVERS = {"lstm": _lstm_stack, "gru": _gru_stack, "rnn": _rnn_stack}
 
 
-def _positive_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
-
-
 def _zeros_if_none(param, size, dtype):
     return np.zeros(size, dtype) if param is None else param.data
+
+
+def refuse_bidirectional(layer):
+    """Raise if ``layer`` is bidirectional: no stream can run it."""
+    if getattr(layer, "bidirectional", False):
+        raise ValueError("cannot stream a bidirectional layer: its reverse direction reads the sequence from "
+                         "its last step backwards, so no output is known before the whole sequence has arrived; "
+                         "run the layer on the full sequence instead, or stream a unidirectional layer")
 
 
 def checked_state(value, shapes, dtype):
@@ -313,12 +313,9 @@ class Stream:
         cell = getattr(layer, "_cell", None)
         if cell not in _DRIVERS or not hasattr(layer, "num_layers"):
             raise TypeError(f"Stream needs a fastrnn RNN, LSTM or GRU layer, got {type(layer).__name__}")
-        if getattr(layer, "bidirectional", False):
-            raise ValueError("cannot stream a bidirectional layer: its reverse direction reads the sequence from "
-                             "its last step backwards, so no output is known before the whole sequence has arrived; "
-                             "run the layer on the full sequence instead, or stream a unidirectional layer")
+        refuse_bidirectional(layer)
         self._layer, self._cell = layer, cell
-        self._batch = _positive_int("batch_size", batch_size)
+        self._batch = check.positive_int("batch_size", batch_size)
         self._dtype = np.dtype(layer.dtype)
         self._layers = int(layer.num_layers)
         self._n_in, self._hidden = int(layer.input_size), int(layer.hidden_size)

@@ -10,7 +10,7 @@ one call of the layer in ``eval()`` over the concatenated chunks.
 import numpy as np
 
 from .. import _validate as check
-from .streaming import checked_state
+from .streaming import checked_state, refuse_bidirectional
 
 
 class VariantStream:
@@ -25,11 +25,8 @@ class VariantStream:
     """
 
     def __init__(self, layer, batch_size=1):
-        if getattr(layer, "bidirectional", False):
-            raise ValueError("cannot stream a bidirectional layer: its reverse direction needs the whole sequence")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self._layer, self._batch = layer, int(batch_size)
+        refuse_bidirectional(layer)
+        self._layer, self._batch = layer, check.positive_int("batch_size", batch_size)
         self._lstm = layer._cell == "lstm"
         self._dtype = np.dtype(layer.dtype)
         self.refresh()
