@@ -36,17 +36,37 @@ def make_inputs(cell, steps, batch, n_in, hidden, dtype, *, seed=0, bias=True, i
         if has_c:
             args["c0"] = draw(batch, hidden)
     if isinstance(lengths, str):
-        values = rng.integers(1, steps + 1, batch)
-        values[0] = steps
-        if batch > 1:
-            values[1] = 1
-        args["lengths"] = values
+        args["lengths"] = mixed_lengths(rng, steps, batch)
     elif lengths is not None:
         args["lengths"] = np.asarray(lengths)
     grads = dict(dy=draw(steps, batch, hidden), dh_n=draw(batch, hidden))
     if has_c:
         grads["dc_n"] = draw(batch, hidden)
     return args, grads
+
+
+def mixed_lengths(rng, steps, batch):
+    """Lengths (B,) drawn from 1..T with T first and 1 second (when B > 1)."""
+    values = rng.integers(1, steps + 1, batch)
+    values[0] = steps
+    if batch > 1:
+        values[1] = 1
+    return values
+
+
+def finite_difference(loss, array, eps=1e-6):
+    """Central differences of the scalar ``loss()`` with respect to every entry of
+    ``array`` (perturbed in place and restored)."""
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        keep = array[index]
+        array[index] = keep + eps
+        up = loss()
+        array[index] = keep - eps
+        down = loss()
+        array[index] = keep
+        grad[index] = (up - down) / (2 * eps)
+    return grad
 
 
 def run_fused(cell, args, grads):

@@ -11,7 +11,7 @@ from fastrnn.kernels import gru_variants as K
 from fastrnn.reference import gru as R_gru
 from fastrnn.reference import gru_variants as R
 
-from cases import PoisonedNumpy
+from cases import PoisonedNumpy, finite_difference, mixed_lengths
 
 GRADS = ("dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh", "dln_ih", "dln_hh")
 ALL = ("ln", "recurrent", "zoneout", "input", "weight")
@@ -59,11 +59,7 @@ def make_case(steps, batch, n_in, hidden, options, *, dtype=np.float64, seed=0, 
     if bias:
         args.update(b_ih=draw(3 * hidden, s=scale), b_hh=draw(3 * hidden, s=scale))
     if isinstance(lengths, str):
-        values = rng.integers(1, steps + 1, batch)
-        values[0] = steps
-        if batch > 1:
-            values[1] = 1
-        args["lengths"] = values
+        args["lengths"] = mixed_lengths(rng, steps, batch)
     elif lengths is not None:
         args["lengths"] = np.asarray(lengths)
     if "ln" in options:
@@ -136,19 +132,6 @@ def assert_close(actual, expected, rtol, atol, what):
         assert got is not None, f"{what}: {key} missing"
         assert got.dtype == value.dtype, f"{what}: {key} dtype {got.dtype} != {value.dtype}"
         np.testing.assert_allclose(got, value, rtol=rtol, atol=atol, err_msg=f"{what}: {key}")
-
-
-def finite_difference(loss, array, eps=1e-6):
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        keep = array[index]
-        array[index] = keep + eps
-        up = loss()
-        array[index] = keep - eps
-        down = loss()
-        array[index] = keep
-        grad[index] = (up - down) / (2 * eps)
-    return grad
 
 
 # --------------------------------------------------------------------------- reference

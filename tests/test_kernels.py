@@ -9,7 +9,8 @@ from fastrnn.kernels import lstm as lstm_kernels
 from fastrnn.kernels import rnn as rnn_kernels
 from fastrnn.kernels import workspace
 
-from cases import CELLS, PoisonedNumpy, assert_close, make_inputs, run_fused, run_reference, tolerances
+from cases import (CELLS, PoisonedNumpy, assert_close, finite_difference, make_inputs, run_fused, run_reference,
+                   tolerances)
 
 SHAPES = [  # (T, B, I, H): B=1 and 2 take the hand-written product, B>=3 takes BLAS
     (1, 1, 3, 5),
@@ -91,19 +92,6 @@ def test_padded_outputs_are_exactly_zero_and_state_frozen(cell):
     np.testing.assert_allclose(out["h_n"][2], short["h_n"][0], rtol=1e-5, atol=1e-6)
 
 
-def _finite_difference(loss, array, eps=1e-6):
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        keep = array[index]
-        array[index] = keep + eps
-        up = loss()
-        array[index] = keep - eps
-        down = loss()
-        array[index] = keep
-        grad[index] = (up - down) / (2 * eps)
-    return grad
-
-
 @pytest.mark.parametrize("lengths", [None, "mixed"])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -122,7 +110,7 @@ def test_gradients_match_finite_differences(cell, batch, lengths):
     for grad_name, arg_name in wrt.items():
         if arg_name not in args:
             continue
-        numeric = _finite_difference(loss, args[arg_name])
+        numeric = finite_difference(loss, args[arg_name])
         np.testing.assert_allclose(g[grad_name], numeric, rtol=1e-6, atol=1e-8, err_msg=f"{cell} {grad_name}")
 
 
@@ -236,7 +224,7 @@ def test_lstm_projection_gradients_match_finite_differences(batch, lengths, monk
     assert type(g).__name__ == "LSTMProjectionGrads"
     wrt = dict(dx="x", dh0="h0", dc0="c0", dw_ih="w_ih", dw_hh="w_hh", db_ih="b_ih", db_hh="b_hh", dw_hr="w_hr")
     for grad_name, arg_name in wrt.items():
-        numeric = _finite_difference(loss, args[arg_name])
+        numeric = finite_difference(loss, args[arg_name])
         np.testing.assert_allclose(getattr(g, grad_name), numeric, rtol=1e-6, atol=1e-8, err_msg=grad_name)
     # every buffer written: poison fresh allocations and compare
     monkeypatch.setattr(lstm_kernels, "np", PoisonedNumpy())
