@@ -1,5 +1,8 @@
 """Shared helpers for kernel tests: one description per cell, random inputs, and
 calls into the fused functional API and the NumPy reference with the same arguments."""
+import importlib.util
+import pathlib
+
 import numpy as np
 
 from fastrnn import functional as F
@@ -43,6 +46,17 @@ def make_inputs(cell, steps, batch, n_in, hidden, dtype, *, seed=0, bias=True, i
     if has_c:
         grads["dc_n"] = draw(batch, hidden)
     return args, grads
+
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_example(name):
+    """The module examples/<name>.py, freshly imported."""
+    spec = importlib.util.spec_from_file_location(f"fastrnn_example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def mixed_lengths(rng, steps, batch):

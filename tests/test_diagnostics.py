@@ -1,8 +1,6 @@
 """fastrnn.diagnostics: per-step ||dL/dh_t|| of functional calls and of one layer of a
 stacked module, checked against torch autograd run cell by cell (every h_t a tensor
 whose .grad is the total dL/dh_t), plus the plot and the vanishing-gradients example."""
-import importlib.util
-import pathlib
 import sys
 
 import numpy as np
@@ -11,8 +9,7 @@ import pytest
 import fastrnn
 from fastrnn import diagnostics as D
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
+from cases import load_example
 
 def _draw(rng, *shape, scale=1.0):
     return rng.uniform(-scale, scale, shape)
@@ -220,23 +217,9 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch):
         D.plot_gradient_flow({"a": np.ones(3)})
 
 
-@pytest.fixture
-def _one_blas_thread():
-    try:
-        import scipy.linalg  # noqa: F401
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1):
-        yield
-
-
-def test_vanishing_gradients_example_quick(tmp_path, capsys, _one_blas_thread):
-    spec = importlib.util.spec_from_file_location("fastrnn_example_vanishing_gradients",
-                                                  EXAMPLES / "vanishing_gradients.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+@pytest.mark.usefixtures("one_blas_thread")
+def test_vanishing_gradients_example_quick(tmp_path, capsys):
+    module = load_example("vanishing_gradients")
     out_path = tmp_path / "vg.png"
     result = module.main(["--quick", "--out", str(out_path)])
     printed = capsys.readouterr().out

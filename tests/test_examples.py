@@ -5,35 +5,14 @@ its metric and the training history; the loss must fall well below its starting
 value. Examples needing scikit-learn or statsmodels are skipped when those are
 missing (``pip install fastrnn[examples]``).
 """
-import importlib.util
 import math
-import pathlib
 
 import numpy as np
 import pytest
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+from cases import load_example
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small shapes: one BLAS thread is faster, and on a loaded shared machine a
-    multi-threaded OpenBLAS can be 10-100x slower (threads spin waiting for each other)."""
-    try:
-        import scipy.linalg  # noqa: F401  (loads the OpenBLAS fastrnn's kernels call)
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1):
-        yield
-
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(f"fastrnn_example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def test_digits_quick(capsys):

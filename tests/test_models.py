@@ -20,18 +20,7 @@ from fastrnn.train import fit, fit_tbptt
 F64 = np.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small shapes: one BLAS thread is faster, and on a loaded shared machine a
-    multi-threaded OpenBLAS can be 10-100x slower (threads spin waiting for each other)."""
-    try:
-        import scipy.linalg  # noqa: F401  (loads the OpenBLAS fastrnn's kernels call)
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def _loss_and_seed(pred, rng):

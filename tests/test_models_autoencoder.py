@@ -1,9 +1,7 @@
 """SequenceAutoencoder (fastrnn.models): shapes and dtypes, gradients vs central
 finite differences (float64), save/load, argument errors, learning, the window
 helpers (make_windows, fold_scores) and the anomaly-detection example's quick mode."""
-import importlib.util
 import io
-import pathlib
 
 import numpy as np
 import pytest
@@ -15,22 +13,10 @@ from fastrnn.models import SequenceAutoencoder, fold_scores, make_windows
 from fastrnn.optim import Adam
 from fastrnn.train import fit
 
+from cases import load_example
+
 F64 = np.float64
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small shapes: one BLAS thread is faster, and on a loaded shared machine a
-    multi-threaded OpenBLAS can be 10-100x slower (threads spin waiting for each other)."""
-    try:
-        import scipy.linalg  # noqa: F401  (loads the OpenBLAS fastrnn's kernels call)
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def _numeric(value, flat, i, eps):
@@ -278,16 +264,8 @@ def test_training_reduces_the_loss_and_finds_a_spike():
     assert int(np.argmax(per_step)) == 150
 
 
-def _load_example():
-    spec = importlib.util.spec_from_file_location("fastrnn_example_anomaly_detection",
-                                                  EXAMPLES / "anomaly_detection.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    return example
-
-
 def test_example_metrics_on_hand_made_rankings():
-    example = _load_example()
+    example = load_example("anomaly_detection")
     labels = np.array([0, 1, 1, 0, 0, 0], bool)
     events = [("level shift", 1, 3)]
     perfect = example.ranking_metrics(np.array([0, 5, 4, 1, 2, 3.0]), labels, events)
@@ -304,7 +282,7 @@ def test_example_metrics_on_hand_made_rankings():
 
 def test_anomaly_detection_example_quick(capsys):
     pytest.importorskip("statsmodels")
-    result = _load_example().main(["--quick"])
+    result = load_example("anomaly_detection").main(["--quick"])
     losses = result["history"]["loss"]
     assert losses[-1] < 0.5 * losses[0]
     assert result["autoencoder"]["recall"] > 2 * result["random"]["recall"]
