@@ -26,7 +26,7 @@ from .activations import dsigmoid, dtanh, sigmoid_rows, tanh, tanh_rows
 from .blas import (gemm, matmul_add_transposed_out, matmul_transposed, matmul_transposed_add, pack_for_rows,
                    pack_transposed)
 from .common import clip_row, clipped, sum_rows
-from .layer_norm import affine_norm_backward, normalize_row, normalize_row_backward
+from .layer_norm import affine_norm_backward, normalize_row
 from .workspace import carve, reused
 
 
@@ -36,6 +36,16 @@ def _blocks(width, hidden):
     if width == 3 * hidden:
         return 0, hidden, 2 * hidden
     return hidden, 2 * hidden, 3 * hidden
+
+
+@inline_kernel
+def _peephole_backward(d_gate, weight, cell, d_cell, d_weight):
+    """Through a peephole term weight * cell inside a gate's pre-activation with
+    gradient d_gate: d_cell += d_gate * weight, d_weight += d_gate * cell (all (H,))."""
+    for j in range(d_gate.shape[0]):
+        d_cell[j] += d_gate[j] * weight[j]
+    for j in range(d_gate.shape[0]):
+        d_weight[j] += d_gate[j] * cell[j]
 
 
 @kernel
@@ -247,20 +257,12 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
                 du[j] = du[j] * o[j] * dtanh(th[j])  # now the gradient of tanh's argument
             if layer_norm:
                 for j in range(hidden):
-                    dg_c[j] += du[j] * ch[j]
-                for j in range(hidden):
                     db_c[j] += du[j]
-                for j in range(hidden):
-                    du[j] *= g_c[j]
-                normalize_row_backward(du, ch, rstd[t, b, 2], dcc)
+                affine_norm_backward(du, g_c, ch, rstd[t, b, 2], dg_c, dcc)
             else:
                 dcc[:] = du
             if peephole:
-                p_o, dp_o = peep[2], dpeep[2]
-                for j in range(hidden):
-                    dcc[j] += d_o[j] * p_o[j]
-                for j in range(hidden):
-                    dp_o[j] += d_o[j] * cc[j]
+                _peephole_backward(d_o, peep[2], cc, dcc, dpeep[2])
             if zoned_c:
                 for j in range(hidden):
                     dcc[j] += dc_b[j] * (one - zc[j])
@@ -291,16 +293,8 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
                     dc_b[j] = dcc[j] * f[j]
             if peephole:
                 if not coupled:
-                    d_i, p_i, dp_i = d_row[0:hidden], peep[0], dpeep[0]
-                    for j in range(hidden):
-                        dc_b[j] += d_i[j] * p_i[j]
-                    for j in range(hidden):
-                        dp_i[j] += d_i[j] * c_prev[j]
-                p_f, dp_f = peep[1], dpeep[1]
-                for j in range(hidden):
-                    dc_b[j] += d_f[j] * p_f[j]
-                for j in range(hidden):
-                    dp_f[j] += d_f[j] * c_prev[j]
+                    _peephole_backward(d_row[0:hidden], peep[0], c_prev, dc_b, dpeep[0])
+                _peephole_backward(d_f, peep[1], c_prev, dc_b, dpeep[1])
             # dL/dh_{t-1}: zoneout's direct path now, the recurrent product below
             if zoned_h:
                 for j in range(hidden):
