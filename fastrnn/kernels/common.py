@@ -1,4 +1,6 @@
 """Helpers shared by the cell kernels: clipping, end-of-sequence gradient GEMMs."""
+import numpy as np
+
 from .._jit import inline_kernel, kernel
 from .blas import gemm
 
@@ -14,6 +16,19 @@ def clip_row(row, bound):
     """Clip ``row`` elementwise to [-bound, bound] in place (NaN stays NaN)."""
     for j in range(row.shape[0]):
         row[j] = clipped(row[j], bound)
+
+
+@inline_kernel
+def total_hidden_grad(dh_b, dy_tb, clip, trace, t, b):
+    """At a valid step: dh_b (dL/dh_t from step t+1) += dy_tb, so it holds the total
+    dL/dh_t; then clipped to [-clip, clip] when clip is finite and recorded in
+    trace[t, b] when trace is not empty (the backward kernels' per-step safety)."""
+    for j in range(dh_b.shape[0]):
+        dh_b[j] += dy_tb[j]
+    if clip < np.inf:
+        clip_row(dh_b, clip)
+    if trace.shape[0] > 0:
+        trace[t, b] = dh_b
 
 
 @kernel

@@ -15,7 +15,7 @@ from .._jit import kernel
 from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh, tanh_rows
 from .blas import (gemm, matmul_add, matmul_add_transposed_out, matmul_transposed, matmul_transposed_add,
                    pack_for_rows, pack_transposed)
-from .common import clip_row, input_and_weight_grads
+from .common import input_and_weight_grads, total_hidden_grad
 from .workspace import carve, reused
 
 
@@ -83,7 +83,7 @@ def gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, h_n_all, dy, dh,
     """
     steps, batch, n_in = x.shape
     hidden = h0.shape[1]
-    clipping, tracing = clip < np.inf, trace.shape[0] > 0
+    tracing = trace.shape[0] > 0
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
             dx_row, dh_row = dg_x[t, b], dg_h[t, b]
@@ -93,13 +93,8 @@ def gru_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, h_n_all, dy, dh,
                 dx_r, dx_z, dx_n = dx_row[0:hidden], dx_row[hidden:2 * hidden], dx_row[2 * hidden:]
                 dh_r, dh_z, dh_n = dh_row[0:hidden], dh_row[hidden:2 * hidden], dh_row[2 * hidden:]
                 h_prev = y[t - 1, b] if t > 0 else h0[b]
-                hn, dy_tb, dh_b = h_n_all[t, b], dy[t, b], dh[b]
-                for j in range(hidden):
-                    dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
-                if clipping:
-                    clip_row(dh_b, clip)
-                if tracing:
-                    trace[t, b] = dh_b
+                hn, dh_b = h_n_all[t, b], dh[b]
+                total_hidden_grad(dh_b, dy[t, b], clip, trace, t, b)  # dh_b now holds dL/dh_t
                 for j in range(hidden):
                     dx_n[j] = dh_b[j] * one_minus(g_z[j]) * dtanh(g_n[j])
                 for j in range(hidden):
@@ -174,7 +169,7 @@ def gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, d
     """
     steps, batch, n_in = x.shape
     hidden = h0.shape[1]
-    clipping, tracing = clip < np.inf, trace.shape[0] > 0
+    tracing = trace.shape[0] > 0
     w_rz, w_n = w_hh[:2 * hidden], w_hh[2 * hidden:]
     for t in range(steps - 1, -1, -1):
         dg_t = dgates[t]
@@ -185,13 +180,8 @@ def gru_reset_before_backward_kernel(x, w_ih, w_hh, h0, lengths, y, gates, dy, d
                 g_r, g_z, g_n = row[0:hidden], row[hidden:2 * hidden], row[2 * hidden:]
                 d_z, d_n = d_row[hidden:2 * hidden], d_row[2 * hidden:]
                 h_prev = y[t - 1, b] if t > 0 else h0[b]
-                rh, dy_tb, dh_b = reset_h_all[t, b], dy[t, b], dh[b]
-                for j in range(hidden):
-                    dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
-                if clipping:
-                    clip_row(dh_b, clip)
-                if tracing:
-                    trace[t, b] = dh_b
+                rh, dh_b = reset_h_all[t, b], dh[b]
+                total_hidden_grad(dh_b, dy[t, b], clip, trace, t, b)  # dh_b now holds dL/dh_t
                 for j in range(hidden):
                     d_n[j] = dh_b[j] * one_minus(g_z[j]) * dtanh(g_n[j])
                 for j in range(hidden):

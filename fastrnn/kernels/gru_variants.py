@@ -35,7 +35,7 @@ import numpy as np
 from .._jit import kernel
 from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh
 from .blas import gemm, matmul_add_transposed_out, matmul_transposed, pack_for_rows, pack_transposed
-from .common import clip_row, sum_rows
+from .common import sum_rows, total_hidden_grad
 from .layer_norm import affine_norm_backward, normalize_row
 
 
@@ -176,7 +176,6 @@ def gru_variants_backward_kernel(x, weights, b_hh, h0, lengths, y, gates, h_n_al
     use_zoneout = zeta.shape[0] > 0
     use_trace = trace.shape[0] > 0
     g_hn, b_hn = g_hh[2 * hidden:], b_hh[2 * hidden:]
-    use_clip = clip < np.inf
     if use_ln:
         db_hh[:] = 0
         dln_hh[:] = 0
@@ -189,13 +188,8 @@ def gru_variants_backward_kernel(x, weights, b_hh, h0, lengths, y, gates, h_n_al
                 dx_r, dx_z, dx_n = dx_row[0:hidden], dx_row[hidden:2 * hidden], dx_row[2 * hidden:]
                 dh_r, dh_z, dh_n = dh_row[0:hidden], dh_row[hidden:2 * hidden], dh_row[2 * hidden:]
                 h_prev = y[t - 1, b] if t > 0 else h0[b]
-                dy_tb, dh_b = dy[t, b], dh[b]
-                for j in range(hidden):
-                    dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
-                if use_clip:
-                    clip_row(dh_b, clip)
-                if use_trace:
-                    trace[t, b] = dh_b
+                dh_b = dh[b]
+                total_hidden_grad(dh_b, dy[t, b], clip, trace, t, b)  # dh_b now holds dL/dh_t
                 if use_zoneout:
                     zt = zeta[t, b]
                     for j in range(hidden):

@@ -22,7 +22,7 @@ from .._jit import kernel
 from .activations import dsigmoid, dtanh, sigmoid, sigmoid_rows, tanh, tanh_rows
 from .blas import (SMALL_BATCH, gemm, matmul_add, matmul_add_transposed_out, matmul_transposed,
                    matmul_transposed_add, pack_for_rows, pack_transposed)
-from .common import clip_row, input_and_weight_grads
+from .common import input_and_weight_grads, total_hidden_grad
 from .workspace import carve, reused
 
 
@@ -105,15 +105,11 @@ def lstm_backward_kernel(x, weights, h0, c0, lengths, y, gates, c_all, m_all, dy
     projected = w_hr.shape[0] > 0
     steps, batch, n_in = x.shape
     hidden = c0.shape[1]
-    clipping, tracing = clip < np.inf, trace.shape[0] > 0
+    tracing = trace.shape[0] > 0
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
             if t < lengths[b]:
-                dh[b] += dy[t, b]  # dh now holds dL/dh_t
-                if clipping:
-                    clip_row(dh[b], clip)
-                if tracing:
-                    trace[t, b] = dh[b]
+                total_hidden_grad(dh[b], dy[t, b], clip, trace, t, b)  # dh now holds dL/dh_t
             elif tracing:
                 trace[t, b] = 0
         if projected:

@@ -25,7 +25,7 @@ from .._jit import inline_kernel, kernel
 from .activations import dsigmoid, dtanh, sigmoid_rows, tanh, tanh_rows
 from .blas import (gemm, matmul_add_transposed_out, matmul_transposed, matmul_transposed_add, pack_for_rows,
                    pack_transposed)
-from .common import clip_row, clipped, sum_rows
+from .common import clipped, sum_rows, total_hidden_grad
 from .layer_norm import affine_norm_backward, normalize_row
 from .workspace import carve, reused
 
@@ -198,7 +198,7 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
     f_at, g_at, o_at = _blocks(width, hidden)
     layer_norm, peephole, masked = g_ih.shape[0] > 0, peep.shape[0] > 0, rec_mask.shape[0] > 0
     zoned_h, zoned_c, clipping = zone_h.shape[0] > 0, zone_c.shape[0] > 0, cell_clip < np.inf
-    clip_dh, tracing = clip < np.inf, trace.shape[0] > 0
+    tracing = trace.shape[0] > 0
     one, zero = x.dtype.type(1), x.dtype.type(0)
     db_sum = db[0]
     db_sum[:] = 0
@@ -212,11 +212,7 @@ def lstm_variants_backward_kernel(x, weights, options, h0, c0, lengths, y, gates
         for b in range(batch):
             dh_b = dh[b]
             if t < lengths[b]:
-                dh_b += dy[t, b]  # dh now holds dL/dh_t
-                if clip_dh:
-                    clip_row(dh_b, clip)
-                if tracing:
-                    trace[t, b] = dh_b
+                total_hidden_grad(dh_b, dy[t, b], clip, trace, t, b)  # dh now holds dL/dh_t
             elif tracing:
                 trace[t, b] = 0
         for b in range(batch):

@@ -10,7 +10,7 @@ import numpy as np
 from .._jit import kernel
 from .activations import drelu, dtanh, relu, tanh
 from .blas import matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
-from .common import clip_row, input_and_weight_grads
+from .common import input_and_weight_grads, total_hidden_grad
 from .workspace import reused
 
 
@@ -66,12 +66,7 @@ def rnn_backward_kernel(x, w_ih, w_hh, h0, lengths, y, dy, dh, dpre, dx, dw_ih, 
             if t < lengths[b]:
                 h_t, dy_tb, dh_b = y[t, b], dy[t, b], dh[b]
                 if clipping or tracing:
-                    for j in range(hidden):
-                        dh_b[j] += dy_tb[j]  # dh_b now holds dL/dh_t
-                    if clipping:
-                        clip_row(dh_b, clip)
-                    if tracing:
-                        trace[t, b] = dh_b
+                    total_hidden_grad(dh_b, dy_tb, clip, trace, t, b)  # dh_b now holds dL/dh_t
                     if use_relu:
                         for j in range(hidden):
                             d_row[j] = dh_b[j] * drelu(h_t[j])
