@@ -36,7 +36,7 @@ from .._jit import kernel
 from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh
 from .blas import gemm, matmul_add_transposed_out, matmul_transposed, pack_for_rows, pack_transposed
 from .common import sum_rows, total_hidden_grad
-from .layer_norm import affine_norm_backward, normalize_row
+from .layer_norm import normalize_row, normalize_row_backward
 
 
 @kernel
@@ -223,10 +223,14 @@ def gru_variants_backward_kernel(x, weights, b_hh, h0, lengths, y, gates, h_n_al
                         dh_b[j] *= g_z[j]
                 if use_ln:
                     # dh_row holds dL/dA_hh: bias and gain gradients, then undo the norm.
+                    xh = xhat_hh[t, b]
                     for j in range(g3):
                         db_hh[j] += dh_row[j]
-                    affine_norm_backward(dh_row, g_hh, xhat_hh[t, b], rstd_hh[t, b], dln_hh, d_hat)
-                    dh_row[:] = d_hat
+                    for j in range(g3):
+                        dln_hh[j] += dh_row[j] * xh[j]
+                    for j in range(g3):
+                        d_hat[j] = dh_row[j] * g_hh[j]
+                    normalize_row_backward(d_hat, xh, rstd_hh[t, b], dh_row)
             else:
                 dx_row[:] = 0
                 dh_row[:] = 0
@@ -252,11 +256,14 @@ def gru_variants_backward_kernel(x, weights, b_hh, h0, lengths, y, gates, h_n_al
         for t in range(steps):
             for b in range(batch):
                 if t < lengths[b]:
-                    row = dg_x[t, b]
+                    row, xh = dg_x[t, b], xhat_ih[t, b]
                     for j in range(g3):
                         db_ih[j] += row[j]
-                    affine_norm_backward(row, g_ih, xhat_ih[t, b], rstd_ih[t, b], dln_ih, d_hat)
-                    row[:] = d_hat
+                    for j in range(g3):
+                        dln_ih[j] += row[j] * xh[j]
+                    for j in range(g3):
+                        d_hat[j] = row[j] * g_ih[j]
+                    normalize_row_backward(d_hat, xh, rstd_ih[t, b], row)
     else:
         sum_rows(dg_x_2d, db_ih)
         sum_rows(dg_h_2d, db_hh)

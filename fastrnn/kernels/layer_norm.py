@@ -38,6 +38,26 @@ def normalize_row(v, out):
 
 
 @reduction_kernel
+def normalize_row_backward(d_hat, v_hat, rstd, d_v):
+    """d_v (N,) = dL/dv given d_hat = dL/dLN(v) (N,), v_hat = LN(v) and its rstd.
+
+    d_v = rstd * (d_hat - mean(d_hat) - v_hat * mean(d_hat * v_hat)). d_v may alias
+    d_hat, at the cost noted in :func:`normalize_row`.
+    """
+    n = d_hat.shape[0]
+    inv_n = d_hat.dtype.type(1) / d_hat.dtype.type(n)
+    s1 = d_hat.dtype.type(0)
+    s2 = d_hat.dtype.type(0)
+    for j in range(n):
+        s1 += d_hat[j]
+        s2 += d_hat[j] * v_hat[j]
+    m1 = s1 * inv_n
+    m2 = s2 * inv_n
+    for j in range(n):
+        d_v[j] = rstd * (d_hat[j] - m1 - v_hat[j] * m2)
+
+
+@reduction_kernel
 def affine_norm_backward(d_out, gain, v_hat, rstd, d_gain, d_v):
     """Backward of out = LN(v) * gain (+ bias) for one row, gain gradient included.
 
