@@ -1,7 +1,9 @@
 """GRU on CUDA (gates r, z, n), both reset forms; mirrors :mod:`fastrnn.kernels.gru`.
 
-reset-after (PyTorch, cuDNN): per step one GEMM h_proj = h W_hh^T and one fused
-element-wise kernel. reset-before (Cho et al. 2014): W_hn multiplies r * h, which
+reset-after (PyTorch, cuDNN): the whole time loop is one launch
+(:func:`gru_sequence_kernel`): per step each thread computes the recurrent products
+of its (b, j) and applies :func:`gru_cell`, then the grid meets at a barrier; the
+backward mirrors it. reset-before (Cho et al. 2014): W_hn multiplies r * h, which
 needs r first, so a step is GEMM (r, z rows) -> element-wise (r, z, r*h) -> GEMM
 (n rows) -> element-wise (n, h'). Backward mirrors each. Device arrays of one
 float dtype, C-contiguous, no kernel argument aliasing another; nothing is
@@ -9,59 +11,81 @@ allocated per step.
 """
 from ._device import cuda
 from .activations import dsigmoid, dtanh, one_minus, sigmoid, tanh
-from .common import elementwise, empty, input_and_weight_grads, rows, sum_rows
+from .common import (
+    elementwise,
+    empty,
+    grid_barrier,
+    input_and_weight_grads,
+    persistent,
+    row_dot,
+    rows,
+    sum_rows,
+    transposed,
+)
 from .gemm import gemm
 from .lstm import Saved
 
 
-@cuda.jit
-def gru_step_kernel(t, gates, h_proj, b_ih, b_hh, h, lengths, y, h_n_all, training):
-    """Reset-after step t, one thread per (b, j) of (B, H).
+@cuda.jit(device=True)
+def gru_cell(t, b, j, gates, hp_r, hp_z, hp_n, b_ih, b_hh, h_prev, h_next, lengths, y, h_n_all, training):
+    """Reset-after step t for one (b, j) of (B, H).
 
     gates (T, B, 3H): W_ih x_t of step t on entry, r, z, n on return (valid rows);
-    h_proj (B, 3H) = h_{t-1} W_hh^T; b_ih, b_hh (3H,); h (B, H) state in place;
-    y (T, B, H) output (zero past the length); h_n_all (T, B, H): W_hn h + b_hn when
-    ``training``.
+    hp_r, hp_z, hp_n: the (b, j) entries of the r, z and n blocks of h_{t-1} W_hh^T;
+    b_ih, b_hh (3H,); h_next[b, j] (B, H) receives h_t (h_prev's value past the
+    length); y (T, B, H) output (zero past the length); h_n_all (T, B, H):
+    W_hn h + b_hn when ``training``.
     """
-    idx = cuda.grid(1)
-    hidden = h.shape[1]
-    if idx >= h.shape[0] * hidden:
-        return
-    b = idx // hidden
-    j = idx - b * hidden
+    hidden = h_prev.shape[1]
     if t < lengths[b]:
-        r = sigmoid((gates[t, b, j] + h_proj[b, j]) + (b_ih[j] + b_hh[j]))
-        z = sigmoid((gates[t, b, hidden + j] + h_proj[b, hidden + j]) + (b_ih[hidden + j] + b_hh[hidden + j]))
-        hn = h_proj[b, 2 * hidden + j] + b_hh[2 * hidden + j]
+        r = sigmoid((gates[t, b, j] + hp_r) + (b_ih[j] + b_hh[j]))
+        z = sigmoid((gates[t, b, hidden + j] + hp_z) + (b_ih[hidden + j] + b_hh[hidden + j]))
+        hn = hp_n + b_hh[2 * hidden + j]
         n = tanh(gates[t, b, 2 * hidden + j] + b_ih[2 * hidden + j] + r * hn)
-        h_prev = h[b, j]
-        h_new = n + z * (h_prev - n)
+        h_new = n + z * (h_prev[b, j] - n)
         gates[t, b, j] = r
         gates[t, b, hidden + j] = z
         gates[t, b, 2 * hidden + j] = n
         y[t, b, j] = h_new
-        h[b, j] = h_new
+        h_next[b, j] = h_new
         if training:
             h_n_all[t, b, j] = hn
     else:
         y[t, b, j] = 0
+        h_next[b, j] = h_prev[b, j]
 
 
 @cuda.jit
-def gru_backward_step_kernel(t, gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h):
-    """Backward of reset-after step t, one thread per (b, j).
+def gru_sequence_kernel(gates, b_ih, b_hh, w_hh_t, h_pair, lengths, y, h_n_all, training):
+    """All T reset-after steps in one launch (see common.persistent): per step each
+    thread computes the three recurrent products of its (b, j) (w_hh_t (H, 3H) =
+    W_hh^T) and applies :func:`gru_cell`; h_pair (2, B, H) holds h_{t-1} in plane
+    t % 2 (h0 in plane 0 on entry) and receives h_t in the other, one grid barrier
+    per step."""
+    grid = cuda.cg.this_grid()
+    batch, hidden = h_pair.shape[1], h_pair.shape[2]
+    first, stride = cuda.grid(1), cuda.gridsize(1)
+    for t in range(gates.shape[0]):
+        h_prev, h_next = h_pair[t % 2], h_pair[(t + 1) % 2]
+        for idx in range(first, batch * hidden, stride):
+            b = idx // hidden
+            j = idx - b * hidden
+            gru_cell(t, b, j, gates, row_dot(h_prev, b, w_hh_t, j), row_dot(h_prev, b, w_hh_t, hidden + j),
+                     row_dot(h_prev, b, w_hh_t, 2 * hidden + j), b_ih, b_hh, h_prev, h_next, lengths, y, h_n_all,
+                     training)
+        grid_barrier(grid)
 
-    dh (B, H): dL/dh_t before adding dy[t]; on return z * dL/dh_t for valid rows (the
-    GEMM dh += dg_h[t] W_hh completes dL/dh_{t-1}), unchanged past the length.
+
+@cuda.jit(device=True)
+def gru_cell_backward(t, b, j, gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h):
+    """Backward of reset-after step t for one (b, j).
+
+    dh (B, H): dL/dh_t before adding dy[t]; on return z * dL/dh_t for valid rows
+    (dh += dg_h[t] W_hh completes dL/dh_{t-1}), unchanged past the length.
     Writes dg_x[t], dg_h[t] (B, 3H): gradients of W_ih x + b_ih and of W_hh h + b_hh
     (they differ in the n block); zero past the length.
     """
-    idx = cuda.grid(1)
     hidden = h0.shape[1]
-    if idx >= h0.shape[0] * hidden:
-        return
-    b = idx // hidden
-    j = idx - b * hidden
     if t < lengths[b]:
         r = gates[t, b, j]
         z = gates[t, b, hidden + j]
@@ -82,6 +106,27 @@ def gru_backward_step_kernel(t, gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg
         for k in range(3):
             dg_x[t, b, k * hidden + j] = 0
             dg_h[t, b, k * hidden + j] = 0
+
+
+@cuda.jit
+def gru_backward_sequence_kernel(gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h, w_hh):
+    """The backward of all T reset-after steps in one launch: per step (descending)
+    :func:`gru_cell_backward` for each thread's (b, j), a grid barrier, then
+    dh[b, j] += dg_h[t, b, :] W_hh[:, j] (w_hh (3H, H)); as
+    :func:`fastrnn.cuda.lstm.lstm_backward_sequence_kernel`, one barrier per step."""
+    grid = cuda.cg.this_grid()
+    batch, hidden = h0.shape
+    first, stride = cuda.grid(1), cuda.gridsize(1)
+    for t in range(gates.shape[0] - 1, -1, -1):
+        for idx in range(first, batch * hidden, stride):
+            b = idx // hidden
+            gru_cell_backward(t, b, idx - b * hidden, gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h)
+        grid_barrier(grid)
+        dg_h_t = dg_h[t]
+        for idx in range(first, batch * hidden, stride):
+            b = idx // hidden
+            j = idx - b * hidden
+            dh[b, j] += row_dot(dg_h_t, b, w_hh, j)
 
 
 @cuda.jit
@@ -174,20 +219,20 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after):
     steps, batch, _ = x.shape
     hidden = w_hh.shape[1]
     dtype = x.dtype
-    h = empty((batch, hidden), dtype)
-    h.copy_to_device(h0)
     y = empty((steps, batch, hidden), dtype)
     gates = empty((steps, batch, 3 * hidden), dtype)
     gemm(rows(x), w_ih, rows(gates), trans_b=True)
     if reset_after:
-        h_proj = empty((batch, 3 * hidden), dtype)
         h_n_all = empty((steps if training else 1, batch, hidden), dtype)
-        step = elementwise(gru_step_kernel, batch * hidden)
-        for t in range(steps):
-            gemm(h, w_hh, h_proj, trans_b=True)
-            step(t, gates, h_proj, b_ih, b_hh, h, lengths, y, h_n_all, training)
+        h_pair = empty((2, batch, hidden), dtype)
+        h_pair[0].copy_to_device(h0)
+        persistent(gru_sequence_kernel, batch * hidden, gates, b_ih, b_hh, transposed(w_hh), h_pair, lengths, y,
+                   h_n_all, training)
+        h = h_pair[steps % 2]
         saved = Saved(True, x, w_ih, w_hh, h0, lengths, y, gates, h_n_all)
     else:
+        h = empty((batch, hidden), dtype)
+        h.copy_to_device(h0)
         reset_h = empty((batch, hidden), dtype)
         w_rz, w_n = w_hh[:2 * hidden], w_hh[2 * hidden:]
         first = elementwise(gru_reset_before_gates_kernel, batch * hidden)
@@ -216,10 +261,8 @@ def gru_backward(saved, dy, dh_n):
     db_ih, db_hh = empty((3 * hidden,), dtype), empty((3 * hidden,), dtype)
     if reset_after:
         dg_x, dg_h = empty(gates.shape, dtype), empty(gates.shape, dtype)
-        step = elementwise(gru_backward_step_kernel, batch * hidden)
-        for t in range(steps - 1, -1, -1):
-            step(t, gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h)
-            gemm(dg_h[t], w_hh, dh, accumulate=True)
+        persistent(gru_backward_sequence_kernel, batch * hidden, gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h,
+                   w_hh)
         input_and_weight_grads(x, h0, y, rows(dg_x), rows(dg_h), w_ih, dx, dw_ih, dw_hh, db_ih, db_hh)
     else:
         dgates = empty(gates.shape, dtype)

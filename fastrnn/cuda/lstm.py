@@ -1,13 +1,15 @@
 """LSTM on CUDA (gates i, f, g, o), optionally with a projection of the output;
 mirrors :mod:`fastrnn.kernels.lstm` (same math, buffers and saved state).
 
-Per step: one GEMM adds W_hh h_{t-1} into the pre-projected gates, then one fused
-element-wise kernel (a thread per (b, j)) applies the gates, updates c and writes
-m = o * tanh(c). With a projection one more GEMM writes y_t = m_t W_hr^T and a small
-kernel commits h. Backward: per step one element-wise kernel gives the gate
-gradients, one GEMM carries dL/dh back through W_hh (plus, with a projection, one
-small kernel and one GEMM for dL/dm); weight, input and bias gradients are single
-GEMMs / fixed-order reductions over all steps at the end.
+The input projection of all steps is one GEMM. Without projection the time loop is
+one launch (:func:`lstm_sequence_kernel`): per step each thread adds W_hh h_{t-1}
+into the gates of its (b, j) and applies :func:`lstm_cell`, then the grid meets at
+a barrier; the backward mirrors it (:func:`lstm_backward_sequence_kernel`). With a
+projection a step is launches: one GEMM adds W_hh h_{t-1}, one element-wise kernel
+applies the gates, one GEMM writes y_t = m_t W_hr^T and a small kernel commits h
+(backward: a small kernel and one GEMM for dL/dm, the element-wise gradients, one
+GEMM through W_hh). Weight, input and bias gradients are single GEMMs /
+fixed-order reductions over all steps at the end.
 
 All arrays are device arrays of one float dtype, C-contiguous; no kernel argument
 aliases another. Kernels allocate nothing; the drivers below allocate once per call
@@ -15,27 +17,32 @@ aliases another. Kernels allocate nothing; the drivers below allocate once per c
 """
 from ._device import cuda
 from .activations import dsigmoid, dtanh, sigmoid, tanh
-from .common import elementwise, empty, input_and_weight_grads, rows
+from .common import (
+    elementwise,
+    empty,
+    grid_barrier,
+    input_and_weight_grads,
+    persistent,
+    row_dot,
+    rows,
+    transposed,
+)
 from .gemm import gemm
 
 
-@cuda.jit
-def lstm_step_kernel(t, gates, b_ih, b_hh, h, c, lengths, m_out, m_index, c_all, training, projected):
-    """Element-wise part of step t, one thread per (b, j) of (B, H).
+@cuda.jit(device=True)
+def lstm_cell(t, b, j, gates, b_ih, b_hh, h_prev, h_next, c, lengths, m_out, m_index, c_all, training, projected):
+    """Element-wise part of step t for one (b, j) of (B, H).
 
     gates (T, B, 4H): pre-activations W_ih x_t + W_hh h_{t-1} of step t on entry,
     activated i, f, g, o on return (rows of valid sequences); b_ih, b_hh (4H,);
-    h (B, P), c (B, H): state, updated in place (h only without projection);
-    m_out[m_index] (B, H) receives m = o * tanh(c) (zero past the length): y itself
-    without projection, else m_all (training) or a scratch (1, B, H);
-    c_all (T, B, H): cell state after step t when ``training``.
+    c (B, H): cell state, updated in place; without projection h_next[b, j] (B, H)
+    receives h_t (m for valid rows, h_prev's value past the length); with projection
+    h is left to the caller. m_out[m_index] (B, H) receives m = o * tanh(c) (zero
+    past the length): y itself without projection, else m_all (training) or a
+    scratch (1, B, H); c_all (T, B, H): cell state after step t when ``training``.
     """
-    idx = cuda.grid(1)
     hidden = c.shape[1]
-    if idx >= c.shape[0] * hidden:
-        return
-    b = idx // hidden
-    j = idx - b * hidden
     if t < lengths[b]:
         gi = sigmoid(gates[t, b, j] + (b_ih[j] + b_hh[j]))
         gf = sigmoid(gates[t, b, hidden + j] + (b_ih[hidden + j] + b_hh[hidden + j]))
@@ -50,11 +57,49 @@ def lstm_step_kernel(t, gates, b_ih, b_hh, h, c, lengths, m_out, m_index, c_all,
         m = go * tanh(c_new)
         m_out[m_index, b, j] = m
         if not projected:
-            h[b, j] = m
+            h_next[b, j] = m
     else:
         m_out[m_index, b, j] = 0
+        if not projected:
+            h_next[b, j] = h_prev[b, j]
     if training:
         c_all[t, b, j] = c[b, j]
+
+
+@cuda.jit
+def lstm_sequence_kernel(gates, b_ih, b_hh, w_hh_t, h_pair, c, lengths, y, c_all, training):
+    """All T steps of an LSTM without projection in one launch (see common.persistent).
+
+    gates (T, B, 4H) hold W_ih x_t on entry; w_hh_t (H, 4H) = W_hh^T; h_pair
+    (2, B, H): h_{t-1} is h_pair[t % 2] (h0 in h_pair[0] on entry) and step t
+    writes h_t into the other plane, so one grid barrier per step separates the
+    reads of a state from its overwriting; c (B, H) in place (each (b, j) is read
+    and written by one thread only); y (T, B, H); c_all as in :func:`lstm_cell`.
+    """
+    grid = cuda.cg.this_grid()
+    batch, hidden = c.shape
+    first, stride = cuda.grid(1), cuda.gridsize(1)
+    for t in range(gates.shape[0]):
+        h_prev, h_next = h_pair[t % 2], h_pair[(t + 1) % 2]
+        for idx in range(first, batch * hidden, stride):
+            b = idx // hidden
+            j = idx - b * hidden
+            for gate in range(4):
+                col = gate * hidden + j
+                gates[t, b, col] += row_dot(h_prev, b, w_hh_t, col)
+            lstm_cell(t, b, j, gates, b_ih, b_hh, h_prev, h_next, c, lengths, y, t, c_all, training, False)
+        grid_barrier(grid)
+
+
+@cuda.jit
+def lstm_step_kernel(t, gates, b_ih, b_hh, h, c, lengths, m_out, m_index, c_all, training):
+    """Step t of an LSTM with projection, after the GEMM gates[t] += h W_hh^T: the
+    element-wise part (:func:`lstm_cell`), one thread per (b, j) of (B, H)."""
+    idx = cuda.grid(1)
+    hidden = c.shape[1]
+    if idx < c.shape[0] * hidden:
+        b = idx // hidden
+        lstm_cell(t, b, idx - b * hidden, gates, b_ih, b_hh, h, h, c, lengths, m_out, m_index, c_all, training, True)
 
 
 @cuda.jit
@@ -73,24 +118,19 @@ def lstm_commit_projection_kernel(t, y, h, lengths):
         y[t, b, p] = 0
 
 
-@cuda.jit
-def lstm_backward_step_kernel(t, gates, c_all, c0, lengths, dy, dh, dc, dm, dgates, projected):
-    """Element-wise part of the backward of step t, one thread per (b, j) of (B, H).
+@cuda.jit(device=True)
+def lstm_cell_backward(t, b, j, gates, c_all, c0, lengths, dy, dh, dc, dm, dgates, projected):
+    """Element-wise part of the backward of step t for one (b, j) of (B, H).
 
     gates, c_all: as the training forward left them; c0 (B, H); dy (T, B, P).
     dh (B, P), dc (B, H): dL/dh_t (without projection, before adding dy[t]) and
     dL/dc_t on entry; on return dc holds dL/dc_{t-1} and dh is zeroed for valid
-    rows, to be refilled by the GEMM dh += dgates[t] W_hh. With projection dm (B, H)
-    holds dL/dm_t (computed from dh by the caller, which also zeroed dh); without
-    projection dm is not read (the driver passes dh there).
+    rows, to be refilled by dh += dgates[t] W_hh. With projection dm (B, H) holds
+    dL/dm_t (computed from dh by the caller, which also zeroed dh); without
+    projection dm is not read (the callers pass dh there).
     Writes dgates[t] (B, 4H): pre-activation gradients (zero past the length).
     """
-    idx = cuda.grid(1)
     hidden = c0.shape[1]
-    if idx >= c0.shape[0] * hidden:
-        return
-    b = idx // hidden
-    j = idx - b * hidden
     if t < lengths[b]:
         if projected:
             dm_v = dm[b, j]
@@ -114,6 +154,41 @@ def lstm_backward_step_kernel(t, gates, c_all, c0, lengths, dy, dh, dc, dm, dgat
         dgates[t, b, hidden + j] = 0
         dgates[t, b, 2 * hidden + j] = 0
         dgates[t, b, 3 * hidden + j] = 0
+
+
+@cuda.jit
+def lstm_backward_sequence_kernel(gates, c_all, c0, lengths, dy, dh, dc, dgates, w_hh):
+    """The backward of all T steps of an LSTM without projection in one launch.
+
+    Per step t (descending): each thread's (b, j) items get dgates[t] from
+    :func:`lstm_cell_backward`; a grid barrier; then dh[b, j] += dgates[t, b, :]
+    W_hh[:, j] (w_hh (4H, H)). dh and dc entries are read and written by their
+    owning thread only, and dgates[t - 1] is a different plane from the one being
+    read, so one barrier per step suffices."""
+    grid = cuda.cg.this_grid()
+    batch, hidden = c0.shape
+    first, stride = cuda.grid(1), cuda.gridsize(1)
+    for t in range(gates.shape[0] - 1, -1, -1):
+        for idx in range(first, batch * hidden, stride):
+            b = idx // hidden
+            lstm_cell_backward(t, b, idx - b * hidden, gates, c_all, c0, lengths, dy, dh, dc, dh, dgates, False)
+        grid_barrier(grid)
+        dgates_t = dgates[t]
+        for idx in range(first, batch * hidden, stride):
+            b = idx // hidden
+            j = idx - b * hidden
+            dh[b, j] += row_dot(dgates_t, b, w_hh, j)
+
+
+@cuda.jit
+def lstm_backward_step_kernel(t, gates, c_all, c0, lengths, dy, dh, dc, dm, dgates):
+    """Backward of step t of an LSTM with projection (:func:`lstm_cell_backward`),
+    one thread per (b, j) of (B, H); the GEMM dh += dgates[t] W_hh follows."""
+    idx = cuda.grid(1)
+    hidden = c0.shape[1]
+    if idx < c0.shape[0] * hidden:
+        b = idx // hidden
+        lstm_cell_backward(t, b, idx - b * hidden, gates, c_all, c0, lengths, dy, dh, dc, dm, dgates, True)
 
 
 @cuda.jit
@@ -156,24 +231,29 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, w_hr=None
     width = h0.shape[1]
     dtype = x.dtype
     projected = w_hr is not None
-    h, c = empty((batch, width), dtype), empty((batch, hidden), dtype)
-    h.copy_to_device(h0)
+    c = empty((batch, hidden), dtype)
     c.copy_to_device(c0)
     y = empty((steps, batch, width), dtype)
     gates = empty((steps, batch, 4 * hidden), dtype)
     c_all = empty((steps if training else 1, batch, hidden), dtype)
-    if projected:
-        m_all = empty((steps if training else 1, batch, hidden), dtype)
-    else:
-        m_all = y
     gemm(rows(x), w_ih, rows(gates), trans_b=True)  # input projection of all steps
-    step = elementwise(lstm_step_kernel, batch * hidden)
-    commit = elementwise(lstm_commit_projection_kernel, batch * width) if projected else None
-    for t in range(steps):
-        gemm(h, w_hh, gates[t], trans_b=True, accumulate=True)
-        m_index = t if (training or not projected) else 0
-        step(t, gates, b_ih, b_hh, h, c, lengths, m_all, m_index, c_all, training, projected)
-        if projected:
+    if not projected:
+        m_all = y
+        h_pair = empty((2, batch, hidden), dtype)
+        h_pair[0].copy_to_device(h0)
+        persistent(lstm_sequence_kernel, batch * hidden, gates, b_ih, b_hh, transposed(w_hh), h_pair, c, lengths,
+                   y, c_all, training)
+        h = h_pair[steps % 2]
+    else:
+        h = empty((batch, width), dtype)
+        h.copy_to_device(h0)
+        m_all = empty((steps if training else 1, batch, hidden), dtype)
+        step = elementwise(lstm_step_kernel, batch * hidden)
+        commit = elementwise(lstm_commit_projection_kernel, batch * width)
+        for t in range(steps):
+            gemm(h, w_hh, gates[t], trans_b=True, accumulate=True)
+            m_index = t if training else 0
+            step(t, gates, b_ih, b_hh, h, c, lengths, m_all, m_index, c_all, training)
             gemm(m_all[m_index], w_hr, y[t], trans_b=True)
             commit(t, y, h, lengths)
     saved = Saved(x, w_ih, w_hh, w_hr, h0, c0, lengths, y, gates, c_all, m_all) if training else None
@@ -194,19 +274,19 @@ def lstm_backward(saved, dy, dh_n, dc_n):
     dh.copy_to_device(dh_n)
     dc.copy_to_device(dc_n)
     dgates = empty(gates.shape, dtype)
-    if projected:
+    if not projected:
+        persistent(lstm_backward_sequence_kernel, batch * hidden, gates, c_all, c0, lengths, dy, dh, dc, dgates,
+                   w_hh)
+    else:
         dh_all = empty((steps, batch, width), dtype)
         dm = empty((batch, hidden), dtype)
         project = elementwise(lstm_projection_grad_kernel, batch * width)
-    else:
-        dh_all, dm = dgates, dh  # unused placeholders of the right rank
-    step = elementwise(lstm_backward_step_kernel, batch * hidden)
-    for t in range(steps - 1, -1, -1):
-        if projected:
+        step = elementwise(lstm_backward_step_kernel, batch * hidden)
+        for t in range(steps - 1, -1, -1):
             project(t, lengths, dy, dh, dh_all)
             gemm(dh_all[t], w_hr, dm)  # dL/dm_t = dL/dh_t W_hr
-        step(t, gates, c_all, c0, lengths, dy, dh, dc, dm, dgates, projected)
-        gemm(dgates[t], w_hh, dh, accumulate=True)
+            step(t, gates, c_all, c0, lengths, dy, dh, dc, dm, dgates)
+            gemm(dgates[t], w_hh, dh, accumulate=True)
     dx = empty(x.shape, dtype)
     dw_ih, dw_hh = empty(w_ih.shape, dtype), empty(w_hh.shape, dtype)
     db = empty((4 * hidden,), dtype)
