@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+# Small sizes launch few blocks by design; Numba would warn at every such launch.
+os.environ.setdefault("NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS", "0")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
 from fastrnn.bench import SIZES  # noqa: E402  (the sizes of the CPU report: S1-S4)
@@ -138,6 +140,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--tf32", action="store_true", help="let torch/cuDNN use TF32 tensor cores")
+    parser.add_argument("--tile", type=int, default=None,
+                        help="fastrnn.cuda.config.TILE for this run (blocks of TILE x TILE threads)")
     args = parser.parse_args(argv)
     sizes = [SIZES[name.strip()] for name in args.sizes.split(",")]
     cells = [name.strip() for name in args.cells.split(",")]
@@ -151,6 +155,8 @@ def main(argv=None):
         return 0
     from fastrnn.cuda import config
     from fastrnn.cuda._device import cuda
+    if args.tile is not None:
+        config.TILE = args.tile
     torch, torch_reason = _load_torch(args.tf32)
     device = cuda.get_current_device()
     print(f"GPU: {device.name.decode() if isinstance(device.name, bytes) else device.name}; "

@@ -1,5 +1,5 @@
 """Helpers shared by the CUDA cell modules: launch geometry, device allocation,
-the whole-sequence (persistent) kernels' recurrent product and barrier, the
+the whole-sequence (persistent) kernels' launch, work split and barrier, the
 fixed-order bias-gradient reduction and the end-of-sequence gradient GEMMs
 (mirrors :mod:`fastrnn.kernels.common`)."""
 import math
@@ -28,64 +28,49 @@ def zeros(shape, dtype):
     return cuda.to_device(np.zeros(shape, dtype))
 
 
-def persistent(kernel, items, *args):
-    """Launch ``kernel(*args)``, a whole-sequence kernel: its threads walk ``items``
-    work items (one per (b, j)) in a grid-stride loop and meet at a grid-wide barrier
-    (:func:`grid_barrier`) between time steps, so the grid must be co-resident.
+def persistent(kernel, blocks, *args):
+    """Launch ``kernel(*args)``, a whole-sequence kernel: a 1-D grid of blocks of
+    config.TILE x config.TILE threads whose blocks share each step's products
+    (:func:`fastrnn.cuda.gemm.grid_product`) and element-wise work (items from
+    :func:`thread_range`) and meet at grid barriers (:func:`grid_barrier`), so the
+    grid must be co-resident: ``blocks`` (the most the work can use) capped at
+    CUDA's cooperative-launch limit for this kernel.
 
-    Blocks of config.TILE**2 threads; as many blocks as the items need, capped at
-    what the GPU can keep resident for this kernel (CUDA's cooperative-launch
-    limit). One launch per sequence instead of two or more per step: Numba's
-    launch costs tens of microseconds, which dwarfed the work of a step at the
-    benchmark sizes. The simulator runs cooperative grids of one block only.
+    One launch per sequence instead of two or more per step: a Numba launch costs
+    tens of microseconds, more than a step's work at the benchmark sizes. The
+    simulator runs cooperative grids of one block only.
     """
-    block = config.TILE * config.TILE
-    wanted = max(1, math.ceil(items / block))
+    block = (config.TILE, config.TILE)
     if simulated():
         kernel[1, block](*args)
         return
     specialized = kernel.specialize(*args)  # compiled once per argument types
     resident = next(iter(specialized.overloads.values())).max_cooperative_grid_blocks(block)
-    specialized[min(wanted, max(1, resident)), block](*args)
+    specialized[max(1, min(blocks, resident)), block](*args)
+
+
+def item_blocks(items):
+    """Blocks that :func:`persistent` needs for one thread per item."""
+    return math.ceil(items / (config.TILE * config.TILE))
+
+
+@cuda.jit(device=True)
+def thread_range():
+    """(first, stride) of this thread's items in a whole-sequence kernel: items
+    first, first + stride, ... (blocks of blockDim.x x blockDim.y threads)."""
+    threads = cuda.blockDim.x * cuda.blockDim.y
+    first = cuda.blockIdx.x * threads + cuda.threadIdx.y * cuda.blockDim.x + cuda.threadIdx.x
+    return first, cuda.gridDim.x * threads
 
 
 @cuda.jit(device=True)
 def grid_barrier(grid):
-    """Every thread of the grid waits here for all others (a block barrier when the
-    grid is one block: cheaper, and all the small sizes need)."""
+    """Every thread of the grid waits here for all others, and sees their writes
+    (a block barrier when the grid is one block: cheaper)."""
     if cuda.gridDim.x == 1:
         cuda.syncthreads()
     else:
         grid.sync()
-
-
-@cuda.jit(device=True)
-def row_dot(a, b, w, col):
-    """sum_k a[b, k] w[k, col] for 2-D a (B, K) and w (K, N), k ascending (K >= 1).
-
-    The recurrent product of one (b, column) in the whole-sequence kernels: with
-    threads of a warp on consecutive columns, w's reads are coalesced and a's are
-    one broadcast address."""
-    total = a[b, 0] * w[0, col]
-    for k in range(1, a.shape[1]):
-        total += a[b, k] * w[k, col]
-    return total
-
-
-@cuda.jit
-def _transpose_kernel(a, out):
-    idx = cuda.grid(1)
-    cols = a.shape[1]
-    if idx < a.shape[0] * cols:
-        r = idx // cols
-        out[idx - r * cols, r] = a[r, idx - r * cols]
-
-
-def transposed(a):
-    """A new C-contiguous device array a.T for a 2-D device array a (M, N)."""
-    out = empty((a.shape[1], a.shape[0]), a.dtype)
-    elementwise(_transpose_kernel, a.shape[0] * a.shape[1])(a, out)
-    return out
 
 
 def rows(array):

@@ -45,17 +45,21 @@ def _numba_type(dtype):
 
 
 @functools.lru_cache(maxsize=None)
-def _gemm_kernel(tile, dtype):
-    """The GEMM kernel for one tile size and dtype (shared-array shapes and the
-    accumulator type are compile-time constants of the kernel)."""
+def tile_product(tile, dtype):
+    """The device function ``product(a, b, c, trans_a, trans_b, accumulate, m0, n0)``
+    for one tile size and dtype: the calling block of tile x tile threads computes
+    the (REG*tile) x (REG*tile) tile of c (+)= op(a) op(b) whose first element is
+    c[m0, n0] (shared-array shapes and the accumulator type are compile-time
+    constants). Every thread of the block must call it with the same arguments; it
+    ends with a block barrier, so calls may follow each other."""
     nb_type = _numba_type(dtype)
     zero = np.dtype(dtype).type(0)
     span = REG * tile  # rows (and columns) of c per block
     padded = span + 1  # shared rows one longer: loads that walk k hit distinct banks
     threads = tile * tile
 
-    @cuda.jit
-    def gemm_kernel(a, b, c, trans_a, trans_b, accumulate):
+    @cuda.jit(device=True)
+    def product(a, b, c, trans_a, trans_b, accumulate, m0, n0):
         a_tile = cuda.shared.array((tile, padded), nb_type)  # [k, m] slice of op(a)
         b_tile = cuda.shared.array((tile, padded), nb_type)  # [k, n] slice of op(b)
         acc = cuda.local.array((REG, REG), nb_type)
@@ -64,8 +68,6 @@ def _gemm_kernel(tile, dtype):
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         lid = ty * tile + tx
-        m0 = cuda.blockIdx.y * span
-        n0 = cuda.blockIdx.x * span
         rows = c.shape[0]
         cols = c.shape[1]
         depth = a.shape[0] if trans_a else a.shape[1]
@@ -129,7 +131,47 @@ def _gemm_kernel(tile, dtype):
                         else:
                             c[gm, gn] = acc[i, j]
 
+    return product
+
+
+@functools.lru_cache(maxsize=None)
+def _gemm_kernel(tile, dtype):
+    """The GEMM kernel for one tile size and dtype: block (x, y) computes the tile of
+    c at (y * span, x * span)."""
+    product = tile_product(tile, dtype)
+    span = REG * tile
+
+    @cuda.jit
+    def gemm_kernel(a, b, c, trans_a, trans_b, accumulate):
+        product(a, b, c, trans_a, trans_b, accumulate, cuda.blockIdx.y * span, cuda.blockIdx.x * span)
+
     return gemm_kernel
+
+
+@functools.lru_cache(maxsize=None)
+def grid_product(tile, dtype):
+    """The device function ``grid_gemm(a, b, c, trans_b, accumulate)``: c (+)= a op(b)
+    computed by the whole grid of a whole-sequence kernel (1-D grid of tile x tile
+    blocks), block k taking tiles k, k + gridDim.x, ... (row-major over c's tiles).
+    Callers separate it from readers of c by a grid barrier."""
+    product = tile_product(tile, dtype)
+    span = REG * tile
+
+    @cuda.jit(device=True)
+    def grid_gemm(a, b, c, trans_b, accumulate):
+        across = (c.shape[1] + span - 1) // span
+        count = ((c.shape[0] + span - 1) // span) * across
+        for index in range(cuda.blockIdx.x, count, cuda.gridDim.x):
+            down = index // across
+            product(a, b, c, False, trans_b, accumulate, down * span, (index - down * across) * span)
+
+    return grid_gemm
+
+
+def tile_count(rows, cols):
+    """How many blocks :func:`grid_product` can keep busy for a (rows, cols) product."""
+    span = REG * config.TILE
+    return math.ceil(rows / span) * math.ceil(cols / span)
 
 
 def gemm(a, b, c, trans_a=False, trans_b=False, accumulate=False):

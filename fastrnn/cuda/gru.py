@@ -1,28 +1,22 @@
 """GRU on CUDA (gates r, z, n), both reset forms; mirrors :mod:`fastrnn.kernels.gru`.
 
 reset-after (PyTorch, cuDNN): the whole time loop is one launch
-(:func:`gru_sequence_kernel`): per step each thread computes the recurrent products
-of its (b, j) and applies :func:`gru_cell`, then the grid meets at a barrier; the
-backward mirrors it. reset-before (Cho et al. 2014): W_hn multiplies r * h, which
+(:func:`gru_sequence_kernel`): per step the grid computes h W_hh^T (GEMM tiles shared
+out among its blocks), meets at a barrier, applies :func:`gru_cell` to every (b, j)
+and meets again; the backward mirrors it. reset-before (Cho et al. 2014): W_hn multiplies r * h, which
 needs r first, so a step is GEMM (r, z rows) -> element-wise (r, z, r*h) -> GEMM
 (n rows) -> element-wise (n, h'). Backward mirrors each. Device arrays of one
 float dtype, C-contiguous, no kernel argument aliasing another; nothing is
 allocated per step.
 """
+import functools
+
+from . import config
 from ._device import cuda
 from .activations import dsigmoid, dtanh, one_minus, sigmoid, tanh
-from .common import (
-    elementwise,
-    empty,
-    grid_barrier,
-    input_and_weight_grads,
-    persistent,
-    row_dot,
-    rows,
-    sum_rows,
-    transposed,
-)
-from .gemm import gemm
+from .common import (elementwise, empty, grid_barrier, input_and_weight_grads, item_blocks, persistent, rows,
+                     sum_rows, thread_range)
+from .gemm import gemm, grid_product, tile_count
 from .lstm import Saved
 
 
@@ -55,25 +49,34 @@ def gru_cell(t, b, j, gates, hp_r, hp_z, hp_n, b_ih, b_hh, h_prev, h_next, lengt
         h_next[b, j] = h_prev[b, j]
 
 
-@cuda.jit
-def gru_sequence_kernel(gates, b_ih, b_hh, w_hh_t, h_pair, lengths, y, h_n_all, training):
-    """All T reset-after steps in one launch (see common.persistent): per step each
-    thread computes the three recurrent products of its (b, j) (w_hh_t (H, 3H) =
-    W_hh^T) and applies :func:`gru_cell`; h_pair (2, B, H) holds h_{t-1} in plane
-    t % 2 (h0 in plane 0 on entry) and receives h_t in the other, one grid barrier
-    per step."""
-    grid = cuda.cg.this_grid()
-    batch, hidden = h_pair.shape[1], h_pair.shape[2]
-    first, stride = cuda.grid(1), cuda.gridsize(1)
-    for t in range(gates.shape[0]):
-        h_prev, h_next = h_pair[t % 2], h_pair[(t + 1) % 2]
-        for idx in range(first, batch * hidden, stride):
-            b = idx // hidden
-            j = idx - b * hidden
-            gru_cell(t, b, j, gates, row_dot(h_prev, b, w_hh_t, j), row_dot(h_prev, b, w_hh_t, hidden + j),
-                     row_dot(h_prev, b, w_hh_t, 2 * hidden + j), b_ih, b_hh, h_prev, h_next, lengths, y, h_n_all,
-                     training)
-        grid_barrier(grid)
+@functools.lru_cache(maxsize=None)
+def gru_sequence_kernel(tile, dtype):
+    """The kernel running all T reset-after steps in one launch (see
+    common.persistent), for one tile size and dtype:
+
+    ``kernel(gates, b_ih, b_hh, w_hh, h, h_proj, lengths, y, h_n_all, training)``:
+    per step the grid computes h_proj (B, 3H) = h W_hh^T (w_hh (3H, H)), meets at a
+    barrier, applies :func:`gru_cell` to every (b, j) (h (B, H) in place: h0 on
+    entry, h_T on return) and meets again.
+    """
+    grid_gemm = grid_product(tile, dtype)
+
+    @cuda.jit
+    def kernel(gates, b_ih, b_hh, w_hh, h, h_proj, lengths, y, h_n_all, training):
+        grid = cuda.cg.this_grid()
+        batch, hidden = h.shape
+        first, stride = thread_range()
+        for t in range(gates.shape[0]):
+            grid_gemm(h, w_hh, h_proj, True, False)
+            grid_barrier(grid)
+            for idx in range(first, batch * hidden, stride):
+                b = idx // hidden
+                j = idx - b * hidden
+                gru_cell(t, b, j, gates, h_proj[b, j], h_proj[b, hidden + j], h_proj[b, 2 * hidden + j], b_ih, b_hh,
+                         h, h, lengths, y, h_n_all, training)
+            grid_barrier(grid)
+
+    return kernel
 
 
 @cuda.jit(device=True)
@@ -108,25 +111,30 @@ def gru_cell_backward(t, b, j, gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_
             dg_h[t, b, k * hidden + j] = 0
 
 
-@cuda.jit
-def gru_backward_sequence_kernel(gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h, w_hh):
-    """The backward of all T reset-after steps in one launch: per step (descending)
-    :func:`gru_cell_backward` for each thread's (b, j), a grid barrier, then
-    dh[b, j] += dg_h[t, b, :] W_hh[:, j] (w_hh (3H, H)); as
-    :func:`fastrnn.cuda.lstm.lstm_backward_sequence_kernel`, one barrier per step."""
-    grid = cuda.cg.this_grid()
-    batch, hidden = h0.shape
-    first, stride = cuda.grid(1), cuda.gridsize(1)
-    for t in range(gates.shape[0] - 1, -1, -1):
-        for idx in range(first, batch * hidden, stride):
-            b = idx // hidden
-            gru_cell_backward(t, b, idx - b * hidden, gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h)
-        grid_barrier(grid)
-        dg_h_t = dg_h[t]
-        for idx in range(first, batch * hidden, stride):
-            b = idx // hidden
-            j = idx - b * hidden
-            dh[b, j] += row_dot(dg_h_t, b, w_hh, j)
+@functools.lru_cache(maxsize=None)
+def gru_backward_sequence_kernel(tile, dtype):
+    """The kernel running the backward of all T reset-after steps in one launch:
+
+    ``kernel(gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h, w_hh)``: per step
+    (descending) :func:`gru_cell_backward` for every (b, j), a grid barrier,
+    dh += dg_h[t] W_hh by the whole grid, a barrier (as the LSTM's).
+    """
+    grid_gemm = grid_product(tile, dtype)
+
+    @cuda.jit
+    def kernel(gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h, w_hh):
+        grid = cuda.cg.this_grid()
+        batch, hidden = h0.shape
+        first, stride = thread_range()
+        for t in range(gates.shape[0] - 1, -1, -1):
+            for idx in range(first, batch * hidden, stride):
+                b = idx // hidden
+                gru_cell_backward(t, b, idx - b * hidden, gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h)
+            grid_barrier(grid)
+            grid_gemm(dg_h[t], w_hh, dh, False, True)
+            grid_barrier(grid)
+
+    return kernel
 
 
 @cuda.jit
@@ -224,11 +232,12 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after):
     gemm(rows(x), w_ih, rows(gates), trans_b=True)
     if reset_after:
         h_n_all = empty((steps if training else 1, batch, hidden), dtype)
-        h_pair = empty((2, batch, hidden), dtype)
-        h_pair[0].copy_to_device(h0)
-        persistent(gru_sequence_kernel, batch * hidden, gates, b_ih, b_hh, transposed(w_hh), h_pair, lengths, y,
+        h = empty((batch, hidden), dtype)
+        h.copy_to_device(h0)
+        h_proj = empty((batch, 3 * hidden), dtype)
+        blocks = max(tile_count(batch, 3 * hidden), item_blocks(batch * hidden))
+        persistent(gru_sequence_kernel(config.TILE, dtype), blocks, gates, b_ih, b_hh, w_hh, h, h_proj, lengths, y,
                    h_n_all, training)
-        h = h_pair[steps % 2]
         saved = Saved(True, x, w_ih, w_hh, h0, lengths, y, gates, h_n_all)
     else:
         h = empty((batch, hidden), dtype)
@@ -261,8 +270,9 @@ def gru_backward(saved, dy, dh_n):
     db_ih, db_hh = empty((3 * hidden,), dtype), empty((3 * hidden,), dtype)
     if reset_after:
         dg_x, dg_h = empty(gates.shape, dtype), empty(gates.shape, dtype)
-        persistent(gru_backward_sequence_kernel, batch * hidden, gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h,
-                   w_hh)
+        blocks = max(tile_count(batch, hidden), item_blocks(batch * hidden))
+        persistent(gru_backward_sequence_kernel(config.TILE, dtype), blocks, gates, h_n_all, h0, y, lengths, dy, dh,
+                   dg_x, dg_h, w_hh)
         input_and_weight_grads(x, h0, y, rows(dg_x), rows(dg_h), w_ih, dx, dw_ih, dw_hh, db_ih, db_hh)
     else:
         dgates = empty(gates.shape, dtype)

@@ -2,9 +2,10 @@
 mirrors :mod:`fastrnn.kernels.lstm` (same math, buffers and saved state).
 
 The input projection of all steps is one GEMM. Without projection the time loop is
-one launch (:func:`lstm_sequence_kernel`): per step each thread adds W_hh h_{t-1}
-into the gates of its (b, j) and applies :func:`lstm_cell`, then the grid meets at
-a barrier; the backward mirrors it (:func:`lstm_backward_sequence_kernel`). With a
+one launch (:func:`lstm_sequence_kernel`): per step the grid adds h_{t-1} W_hh^T
+into the gates (GEMM tiles shared out among its blocks), meets at a barrier,
+applies :func:`lstm_cell` to every (b, j) and meets again; the backward mirrors it
+(:func:`lstm_backward_sequence_kernel`). With a
 projection a step is launches: one GEMM adds W_hh h_{t-1}, one element-wise kernel
 applies the gates, one GEMM writes y_t = m_t W_hr^T and a small kernel commits h
 (backward: a small kernel and one GEMM for dL/dm, the element-wise gradients, one
@@ -15,19 +16,14 @@ All arrays are device arrays of one float dtype, C-contiguous; no kernel argumen
 aliases another. Kernels allocate nothing; the drivers below allocate once per call
 (nothing per step).
 """
+import functools
+
+from . import config
 from ._device import cuda
 from .activations import dsigmoid, dtanh, sigmoid, tanh
-from .common import (
-    elementwise,
-    empty,
-    grid_barrier,
-    input_and_weight_grads,
-    persistent,
-    row_dot,
-    rows,
-    transposed,
-)
-from .gemm import gemm
+from .common import (elementwise, empty, grid_barrier, input_and_weight_grads, item_blocks, persistent, rows,
+                     thread_range)
+from .gemm import gemm, grid_product, tile_count
 
 
 @cuda.jit(device=True)
@@ -66,29 +62,33 @@ def lstm_cell(t, b, j, gates, b_ih, b_hh, h_prev, h_next, c, lengths, m_out, m_i
         c_all[t, b, j] = c[b, j]
 
 
-@cuda.jit
-def lstm_sequence_kernel(gates, b_ih, b_hh, w_hh_t, h_pair, c, lengths, y, c_all, training):
-    """All T steps of an LSTM without projection in one launch (see common.persistent).
+@functools.lru_cache(maxsize=None)
+def lstm_sequence_kernel(tile, dtype):
+    """The kernel running all T steps of an LSTM without projection in one launch
+    (see common.persistent), for one tile size and dtype:
 
-    gates (T, B, 4H) hold W_ih x_t on entry; w_hh_t (H, 4H) = W_hh^T; h_pair
-    (2, B, H): h_{t-1} is h_pair[t % 2] (h0 in h_pair[0] on entry) and step t
-    writes h_t into the other plane, so one grid barrier per step separates the
-    reads of a state from its overwriting; c (B, H) in place (each (b, j) is read
-    and written by one thread only); y (T, B, H); c_all as in :func:`lstm_cell`.
+    ``kernel(gates, b_ih, b_hh, w_hh, h, c, lengths, y, c_all, training)``: gates
+    (T, B, 4H) hold W_ih x_t on entry; w_hh (4H, H); h (B, H) = h0 on entry, h_T on
+    return; c (B, H) likewise; y (T, B, H); c_all as in :func:`lstm_cell`. Per step
+    the grid adds h W_hh^T into gates[t], meets at a barrier, applies
+    :func:`lstm_cell` to every (b, j) and meets again before the next product reads h.
     """
-    grid = cuda.cg.this_grid()
-    batch, hidden = c.shape
-    first, stride = cuda.grid(1), cuda.gridsize(1)
-    for t in range(gates.shape[0]):
-        h_prev, h_next = h_pair[t % 2], h_pair[(t + 1) % 2]
-        for idx in range(first, batch * hidden, stride):
-            b = idx // hidden
-            j = idx - b * hidden
-            for gate in range(4):
-                col = gate * hidden + j
-                gates[t, b, col] += row_dot(h_prev, b, w_hh_t, col)
-            lstm_cell(t, b, j, gates, b_ih, b_hh, h_prev, h_next, c, lengths, y, t, c_all, training, False)
-        grid_barrier(grid)
+    grid_gemm = grid_product(tile, dtype)
+
+    @cuda.jit
+    def kernel(gates, b_ih, b_hh, w_hh, h, c, lengths, y, c_all, training):
+        grid = cuda.cg.this_grid()
+        batch, hidden = c.shape
+        first, stride = thread_range()
+        for t in range(gates.shape[0]):
+            grid_gemm(h, w_hh, gates[t], True, True)
+            grid_barrier(grid)
+            for idx in range(first, batch * hidden, stride):
+                b = idx // hidden
+                lstm_cell(t, b, idx - b * hidden, gates, b_ih, b_hh, h, h, c, lengths, y, t, c_all, training, False)
+            grid_barrier(grid)
+
+    return kernel
 
 
 @cuda.jit
@@ -156,28 +156,33 @@ def lstm_cell_backward(t, b, j, gates, c_all, c0, lengths, dy, dh, dc, dm, dgate
         dgates[t, b, 3 * hidden + j] = 0
 
 
-@cuda.jit
-def lstm_backward_sequence_kernel(gates, c_all, c0, lengths, dy, dh, dc, dgates, w_hh):
-    """The backward of all T steps of an LSTM without projection in one launch.
+@functools.lru_cache(maxsize=None)
+def lstm_backward_sequence_kernel(tile, dtype):
+    """The kernel running the backward of all T steps of an LSTM without projection
+    in one launch, for one tile size and dtype:
 
-    Per step t (descending): each thread's (b, j) items get dgates[t] from
-    :func:`lstm_cell_backward`; a grid barrier; then dh[b, j] += dgates[t, b, :]
-    W_hh[:, j] (w_hh (4H, H)). dh and dc entries are read and written by their
-    owning thread only, and dgates[t - 1] is a different plane from the one being
-    read, so one barrier per step suffices."""
-    grid = cuda.cg.this_grid()
-    batch, hidden = c0.shape
-    first, stride = cuda.grid(1), cuda.gridsize(1)
-    for t in range(gates.shape[0] - 1, -1, -1):
-        for idx in range(first, batch * hidden, stride):
-            b = idx // hidden
-            lstm_cell_backward(t, b, idx - b * hidden, gates, c_all, c0, lengths, dy, dh, dc, dh, dgates, False)
-        grid_barrier(grid)
-        dgates_t = dgates[t]
-        for idx in range(first, batch * hidden, stride):
-            b = idx // hidden
-            j = idx - b * hidden
-            dh[b, j] += row_dot(dgates_t, b, w_hh, j)
+    ``kernel(gates, c_all, c0, lengths, dy, dh, dc, dgates, w_hh)``: per step t
+    (descending) :func:`lstm_cell_backward` for every (b, j) (dgates[t], dc, and dh
+    zeroed for valid rows), a grid barrier, dh += dgates[t] W_hh (w_hh (4H, H)) by
+    the whole grid, a barrier. dh, dc (B, H) hold dL/dh_T, dL/dc_T on entry and
+    dL/dh0, dL/dc0 on return.
+    """
+    grid_gemm = grid_product(tile, dtype)
+
+    @cuda.jit
+    def kernel(gates, c_all, c0, lengths, dy, dh, dc, dgates, w_hh):
+        grid = cuda.cg.this_grid()
+        batch, hidden = c0.shape
+        first, stride = thread_range()
+        for t in range(gates.shape[0] - 1, -1, -1):
+            for idx in range(first, batch * hidden, stride):
+                b = idx // hidden
+                lstm_cell_backward(t, b, idx - b * hidden, gates, c_all, c0, lengths, dy, dh, dc, dh, dgates, False)
+            grid_barrier(grid)
+            grid_gemm(dgates[t], w_hh, dh, False, True)
+            grid_barrier(grid)
+
+    return kernel
 
 
 @cuda.jit
@@ -239,11 +244,11 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, w_hr=None
     gemm(rows(x), w_ih, rows(gates), trans_b=True)  # input projection of all steps
     if not projected:
         m_all = y
-        h_pair = empty((2, batch, hidden), dtype)
-        h_pair[0].copy_to_device(h0)
-        persistent(lstm_sequence_kernel, batch * hidden, gates, b_ih, b_hh, transposed(w_hh), h_pair, c, lengths,
-                   y, c_all, training)
-        h = h_pair[steps % 2]
+        h = empty((batch, hidden), dtype)
+        h.copy_to_device(h0)
+        blocks = max(tile_count(batch, 4 * hidden), item_blocks(batch * hidden))
+        persistent(lstm_sequence_kernel(config.TILE, dtype), blocks, gates, b_ih, b_hh, w_hh, h, c, lengths, y,
+                   c_all, training)
     else:
         h = empty((batch, width), dtype)
         h.copy_to_device(h0)
@@ -275,8 +280,9 @@ def lstm_backward(saved, dy, dh_n, dc_n):
     dc.copy_to_device(dc_n)
     dgates = empty(gates.shape, dtype)
     if not projected:
-        persistent(lstm_backward_sequence_kernel, batch * hidden, gates, c_all, c0, lengths, dy, dh, dc, dgates,
-                   w_hh)
+        blocks = max(tile_count(batch, hidden), item_blocks(batch * hidden))
+        persistent(lstm_backward_sequence_kernel(config.TILE, dtype), blocks, gates, c_all, c0, lengths, dy, dh, dc,
+                   dgates, w_hh)
     else:
         dh_all = empty((steps, batch, width), dtype)
         dm = empty((batch, hidden), dtype)

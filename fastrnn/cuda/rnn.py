@@ -4,10 +4,13 @@ one GEMM, the time loop one launch (:func:`rnn_sequence_kernel`, backward
 :func:`rnn_backward_sequence_kernel`). Training keeps only y (the derivative
 of either activation is a function of its output). Device arrays of one float
 dtype, C-contiguous, no kernel argument aliasing another."""
+import functools
+
+from . import config
 from ._device import cuda
 from .activations import drelu, dtanh, relu, tanh
-from .common import empty, grid_barrier, input_and_weight_grads, persistent, row_dot, rows, transposed
-from .gemm import gemm
+from .common import empty, grid_barrier, input_and_weight_grads, item_blocks, persistent, rows, thread_range
+from .gemm import gemm, grid_product, tile_count
 from .lstm import Saved
 
 
@@ -29,23 +32,29 @@ def rnn_cell(t, b, j, pre, b_ih, b_hh, h_prev, h_next, lengths, y, use_relu):
         h_next[b, j] = h_prev[b, j]
 
 
-@cuda.jit
-def rnn_sequence_kernel(pre, b_ih, b_hh, w_hh_t, h_pair, lengths, y, use_relu):
-    """All T steps in one launch (see common.persistent): per step each thread adds
-    h_{t-1} W_hh^T into pre[t] for its (b, j) (w_hh_t (H, H) = W_hh^T) and applies
-    :func:`rnn_cell`; h_pair (2, B, H) holds h_{t-1} in plane t % 2 (h0 in plane 0
-    on entry), one grid barrier per step."""
-    grid = cuda.cg.this_grid()
-    batch, hidden = h_pair.shape[1], h_pair.shape[2]
-    first, stride = cuda.grid(1), cuda.gridsize(1)
-    for t in range(pre.shape[0]):
-        h_prev, h_next = h_pair[t % 2], h_pair[(t + 1) % 2]
-        for idx in range(first, batch * hidden, stride):
-            b = idx // hidden
-            j = idx - b * hidden
-            pre[t, b, j] += row_dot(h_prev, b, w_hh_t, j)
-            rnn_cell(t, b, j, pre, b_ih, b_hh, h_prev, h_next, lengths, y, use_relu)
-        grid_barrier(grid)
+@functools.lru_cache(maxsize=None)
+def rnn_sequence_kernel(tile, dtype):
+    """The kernel running all T steps in one launch (see common.persistent), for one
+    tile size and dtype: ``kernel(pre, b_ih, b_hh, w_hh, h, lengths, y, use_relu)``;
+    per step the grid adds h W_hh^T into pre[t] (w_hh (H, H)), meets at a barrier,
+    applies :func:`rnn_cell` to every (b, j) (h (B, H) in place: h0 on entry, h_T on
+    return) and meets again."""
+    grid_gemm = grid_product(tile, dtype)
+
+    @cuda.jit
+    def kernel(pre, b_ih, b_hh, w_hh, h, lengths, y, use_relu):
+        grid = cuda.cg.this_grid()
+        batch, hidden = h.shape
+        first, stride = thread_range()
+        for t in range(pre.shape[0]):
+            grid_gemm(h, w_hh, pre[t], True, True)
+            grid_barrier(grid)
+            for idx in range(first, batch * hidden, stride):
+                b = idx // hidden
+                rnn_cell(t, b, idx - b * hidden, pre, b_ih, b_hh, h, h, lengths, y, use_relu)
+            grid_barrier(grid)
+
+    return kernel
 
 
 @cuda.jit(device=True)
@@ -64,24 +73,28 @@ def rnn_cell_backward(t, b, j, y, lengths, dy, dh, dpre, use_relu):
         dpre[t, b, j] = 0
 
 
-@cuda.jit
-def rnn_backward_sequence_kernel(y, lengths, dy, dh, dpre, w_hh, use_relu):
-    """The backward of all T steps in one launch: per step (descending)
-    :func:`rnn_cell_backward`, a grid barrier, then dh[b, j] += dpre[t, b, :] W_hh[:, j];
-    one barrier per step (as the LSTM's)."""
-    grid = cuda.cg.this_grid()
-    batch, hidden = dh.shape
-    first, stride = cuda.grid(1), cuda.gridsize(1)
-    for t in range(y.shape[0] - 1, -1, -1):
-        for idx in range(first, batch * hidden, stride):
-            b = idx // hidden
-            rnn_cell_backward(t, b, idx - b * hidden, y, lengths, dy, dh, dpre, use_relu)
-        grid_barrier(grid)
-        dpre_t = dpre[t]
-        for idx in range(first, batch * hidden, stride):
-            b = idx // hidden
-            j = idx - b * hidden
-            dh[b, j] += row_dot(dpre_t, b, w_hh, j)
+@functools.lru_cache(maxsize=None)
+def rnn_backward_sequence_kernel(tile, dtype):
+    """The kernel running the backward of all T steps in one launch:
+    ``kernel(y, lengths, dy, dh, dpre, w_hh, use_relu)``; per step (descending)
+    :func:`rnn_cell_backward` for every (b, j), a grid barrier, dh += dpre[t] W_hh
+    by the whole grid, a barrier (as the LSTM's)."""
+    grid_gemm = grid_product(tile, dtype)
+
+    @cuda.jit
+    def kernel(y, lengths, dy, dh, dpre, w_hh, use_relu):
+        grid = cuda.cg.this_grid()
+        batch, hidden = dh.shape
+        first, stride = thread_range()
+        for t in range(y.shape[0] - 1, -1, -1):
+            for idx in range(first, batch * hidden, stride):
+                b = idx // hidden
+                rnn_cell_backward(t, b, idx - b * hidden, y, lengths, dy, dh, dpre, use_relu)
+            grid_barrier(grid)
+            grid_gemm(dpre[t], w_hh, dh, False, True)
+            grid_barrier(grid)
+
+    return kernel
 
 
 def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, use_relu):
@@ -93,10 +106,10 @@ def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, use_relu):
     y = empty((steps, batch, hidden), dtype)
     pre = empty((steps, batch, hidden), dtype)
     gemm(rows(x), w_ih, rows(pre), trans_b=True)
-    h_pair = empty((2, batch, hidden), dtype)
-    h_pair[0].copy_to_device(h0)
-    persistent(rnn_sequence_kernel, batch * hidden, pre, b_ih, b_hh, transposed(w_hh), h_pair, lengths, y, use_relu)
-    h = h_pair[steps % 2]
+    h = empty((batch, hidden), dtype)
+    h.copy_to_device(h0)
+    blocks = max(tile_count(batch, hidden), item_blocks(batch * hidden))
+    persistent(rnn_sequence_kernel(config.TILE, dtype), blocks, pre, b_ih, b_hh, w_hh, h, lengths, y, use_relu)
     saved = Saved(x, w_ih, w_hh, h0, lengths, y, use_relu) if training else None
     return y, h, saved
 
@@ -110,7 +123,8 @@ def rnn_backward(saved, dy, dh_n):
     dh = empty((batch, hidden), dtype)
     dh.copy_to_device(dh_n)
     dpre = empty(y.shape, dtype)
-    persistent(rnn_backward_sequence_kernel, batch * hidden, y, lengths, dy, dh, dpre, w_hh, use_relu)
+    blocks = max(tile_count(batch, hidden), item_blocks(batch * hidden))
+    persistent(rnn_backward_sequence_kernel(config.TILE, dtype), blocks, y, lengths, dy, dh, dpre, w_hh, use_relu)
     dx = empty(x.shape, dtype)
     dw_ih, dw_hh = empty(w_ih.shape, dtype), empty(w_hh.shape, dtype)
     db = empty((hidden,), dtype)
