@@ -143,8 +143,6 @@ def main(argv=None):
     parser.add_argument("--tf32", action="store_true", help="let torch/cuDNN use TF32 tensor cores")
     parser.add_argument("--tile", type=int, default=None,
                         help="fastrnn.cuda.config.TILE for this run (blocks of TILE x TILE threads)")
-    parser.add_argument("--barrier", choices=("atomic", "cooperative"), default=None,
-                        help="fastrnn.cuda.config.GRID_BARRIER for this run")
     parser.add_argument("--steps", type=int, default=None,
                         help="replace every size's T (e.g. 1: the fixed cost of a call)")
     args = parser.parse_args(argv)
@@ -164,12 +162,10 @@ def main(argv=None):
     from fastrnn.cuda._device import cuda
     if args.tile is not None:
         config.TILE = args.tile
-    if args.barrier is not None:
-        config.GRID_BARRIER = args.barrier
     torch, torch_reason = _load_torch(args.tf32)
     device = cuda.get_current_device()
     print(f"GPU: {device.name.decode() if isinstance(device.name, bytes) else device.name}; "
-          f"fastrnn.cuda TILE={config.TILE}, GRID_BARRIER={config.GRID_BARRIER}; dtype {args.dtype}; median of {args.repeats}")
+          f"fastrnn.cuda TILE={config.TILE}; dtype {args.dtype}; median of {args.repeats}")
     if torch is None:
         print(f"torch comparison skipped: {torch_reason}")
     else:

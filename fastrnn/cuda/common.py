@@ -29,26 +29,24 @@ def zeros(shape, dtype):
 
 
 def persistent(kernel, blocks, *args):
-    """Launch ``kernel(*args, sync)``, a whole-sequence kernel: a 1-D grid of blocks
-    of config.TILE x config.TILE threads whose blocks share each step's products
+    """Launch ``kernel(*args)``, a whole-sequence kernel: a 1-D grid of blocks of
+    config.TILE x config.TILE threads whose blocks share each step's products
     (:func:`fastrnn.cuda.gemm.grid_product`) and element-wise work (items from
-    :func:`thread_range`) and meet at grid barriers (:func:`grid_barrier`, whose
-    state ``sync`` this function appends), so the grid must be co-resident:
-    ``blocks`` (the most the work can use) capped at CUDA's cooperative-launch limit
-    for this kernel, and launched cooperatively.
+    :func:`thread_range`) and meet at grid barriers (:func:`grid_barrier`), so the
+    grid must be co-resident: ``blocks`` (the most the work can use) capped at
+    CUDA's cooperative-launch limit for this kernel.
 
     One launch per sequence instead of two or more per step: a Numba launch costs
     tens of microseconds, more than a step's work at the benchmark sizes. The
     simulator runs cooperative grids of one block only.
     """
     block = (config.TILE, config.TILE)
-    sync = cuda.to_device(np.array([0, 0, config.GRID_BARRIER == "atomic"], np.int32))
     if simulated():
-        kernel[1, block](*args, sync)
+        kernel[1, block](*args)
         return
-    specialized = kernel.specialize(*args, sync)  # compiled once per argument types
+    specialized = kernel.specialize(*args)  # compiled once per argument types
     resident = next(iter(specialized.overloads.values())).max_cooperative_grid_blocks(block)
-    specialized[max(1, min(blocks, resident)), block](*args, sync)
+    specialized[max(1, min(blocks, resident)), block](*args)
 
 
 def item_blocks(items):
@@ -66,34 +64,13 @@ def thread_range():
 
 
 @cuda.jit(device=True)
-def grid_barrier(grid, sync):
-    """Every thread of the grid waits here for all others, and sees their writes.
-
-    One block: a block barrier. Else, with sync[2] == 0, CUDA's grid sync
-    (``grid.sync()``); with sync[2] == 1 (config.GRID_BARRIER = "atomic") the same
-    barrier written out: after a block barrier, thread 0 of each block notes the
-    generation sync[1], fences, counts itself in sync[0]; the last to arrive resets
-    the count and advances the generation, the others spin until it moves; a fence
-    and a block barrier end it. sync (3,) int32 starts as [0, 0, flag].
-    """
+def grid_barrier(grid):
+    """Every thread of the grid waits here for all others, and sees their writes
+    (a block barrier when the grid is one block: cheaper)."""
     if cuda.gridDim.x == 1:
         cuda.syncthreads()
-    elif sync[2] == 0:
-        grid.sync()
     else:
-        cuda.syncthreads()
-        if cuda.threadIdx.x == 0 and cuda.threadIdx.y == 0:
-            generation = cuda.atomic.add(sync, 1, 0)
-            cuda.threadfence()
-            if cuda.atomic.add(sync, 0, 1) == cuda.gridDim.x - 1:
-                cuda.atomic.exch(sync, 0, 0)
-                cuda.threadfence()
-                cuda.atomic.add(sync, 1, 1)
-            else:
-                while cuda.atomic.add(sync, 1, 0) == generation:
-                    pass
-            cuda.threadfence()
-        cuda.syncthreads()
+        grid.sync()
 
 
 def rows(array):

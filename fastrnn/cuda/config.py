@@ -1,5 +1,4 @@
-"""Launch geometry of the CUDA kernels (:data:`TILE`) and the whole-sequence
-kernels' barrier (:data:`GRID_BARRIER`).
+"""Launch geometry of the CUDA kernels: one value, :data:`TILE`.
 
 * The GEMM kernel runs blocks of TILE x TILE threads; each thread computes
   ``gemm.REG x gemm.REG`` outputs, so a block computes a (REG*TILE) x (REG*TILE)
@@ -12,8 +11,3 @@ Read at launch time: change it between calls, not during one.
 """
 
 TILE = 16
-
-#: How the blocks of a whole-sequence kernel wait for each other between steps:
-#: "atomic" (a counter barrier in global memory, see common.grid_barrier) or
-#: "cooperative" (CUDA's grid.sync()). Read at launch time.
-GRID_BARRIER = "atomic"

@@ -54,7 +54,7 @@ def gru_sequence_kernel(tile, dtype):
     """The kernel running all T reset-after steps in one launch (see
     common.persistent), for one tile size and dtype:
 
-    ``kernel(gates, b_ih, b_hh, w_hh, h, h_proj, lengths, y, h_n_all, training, sync)``:
+    ``kernel(gates, b_ih, b_hh, w_hh, h, h_proj, lengths, y, h_n_all, training)``:
     per step the grid computes h_proj (B, 3H) = h W_hh^T (w_hh (3H, H)), meets at a
     barrier, applies :func:`gru_cell` to every (b, j) (h (B, H) in place: h0 on
     entry, h_T on return) and meets again.
@@ -62,19 +62,19 @@ def gru_sequence_kernel(tile, dtype):
     grid_gemm = grid_product(tile, dtype)
 
     @cuda.jit
-    def kernel(gates, b_ih, b_hh, w_hh, h, h_proj, lengths, y, h_n_all, training, sync):
+    def kernel(gates, b_ih, b_hh, w_hh, h, h_proj, lengths, y, h_n_all, training):
         grid = cuda.cg.this_grid()
         batch, hidden = h.shape
         first, stride = thread_range()
         for t in range(gates.shape[0]):
             grid_gemm(h, w_hh, h_proj, True, False)
-            grid_barrier(grid, sync)
+            grid_barrier(grid)
             for idx in range(first, batch * hidden, stride):
                 b = idx // hidden
                 j = idx - b * hidden
                 gru_cell(t, b, j, gates, h_proj[b, j], h_proj[b, hidden + j], h_proj[b, 2 * hidden + j], b_ih, b_hh,
                          h, h, lengths, y, h_n_all, training)
-            grid_barrier(grid, sync)
+            grid_barrier(grid)
 
     return kernel
 
@@ -115,14 +115,14 @@ def gru_cell_backward(t, b, j, gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_
 def gru_backward_sequence_kernel(tile, dtype):
     """The kernel running the backward of all T reset-after steps in one launch:
 
-    ``kernel(gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h, w_hh, sync)``: per step
+    ``kernel(gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h, w_hh)``: per step
     (descending) :func:`gru_cell_backward` for every (b, j), a grid barrier,
     dh += dg_h[t] W_hh by the whole grid, a barrier (as the LSTM's).
     """
     grid_gemm = grid_product(tile, dtype)
 
     @cuda.jit
-    def kernel(gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h, w_hh, sync):
+    def kernel(gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h, w_hh):
         grid = cuda.cg.this_grid()
         batch, hidden = h0.shape
         first, stride = thread_range()
@@ -130,9 +130,9 @@ def gru_backward_sequence_kernel(tile, dtype):
             for idx in range(first, batch * hidden, stride):
                 b = idx // hidden
                 gru_cell_backward(t, b, idx - b * hidden, gates, h_n_all, h0, y, lengths, dy, dh, dg_x, dg_h)
-            grid_barrier(grid, sync)
+            grid_barrier(grid)
             grid_gemm(dg_h[t], w_hh, dh, False, True)
-            grid_barrier(grid, sync)
+            grid_barrier(grid)
 
     return kernel
 

@@ -67,7 +67,7 @@ def lstm_sequence_kernel(tile, dtype):
     """The kernel running all T steps of an LSTM without projection in one launch
     (see common.persistent), for one tile size and dtype:
 
-    ``kernel(gates, b_ih, b_hh, w_hh, h, c, lengths, y, c_all, training, sync)``: gates
+    ``kernel(gates, b_ih, b_hh, w_hh, h, c, lengths, y, c_all, training)``: gates
     (T, B, 4H) hold W_ih x_t on entry; w_hh (4H, H); h (B, H) = h0 on entry, h_T on
     return; c (B, H) likewise; y (T, B, H); c_all as in :func:`lstm_cell`. Per step
     the grid adds h W_hh^T into gates[t], meets at a barrier, applies
@@ -76,17 +76,17 @@ def lstm_sequence_kernel(tile, dtype):
     grid_gemm = grid_product(tile, dtype)
 
     @cuda.jit
-    def kernel(gates, b_ih, b_hh, w_hh, h, c, lengths, y, c_all, training, sync):
+    def kernel(gates, b_ih, b_hh, w_hh, h, c, lengths, y, c_all, training):
         grid = cuda.cg.this_grid()
         batch, hidden = c.shape
         first, stride = thread_range()
         for t in range(gates.shape[0]):
             grid_gemm(h, w_hh, gates[t], True, True)
-            grid_barrier(grid, sync)
+            grid_barrier(grid)
             for idx in range(first, batch * hidden, stride):
                 b = idx // hidden
                 lstm_cell(t, b, idx - b * hidden, gates, b_ih, b_hh, h, h, c, lengths, y, t, c_all, training, False)
-            grid_barrier(grid, sync)
+            grid_barrier(grid)
 
     return kernel
 
@@ -161,7 +161,7 @@ def lstm_backward_sequence_kernel(tile, dtype):
     """The kernel running the backward of all T steps of an LSTM without projection
     in one launch, for one tile size and dtype:
 
-    ``kernel(gates, c_all, c0, lengths, dy, dh, dc, dgates, w_hh, sync)``: per step t
+    ``kernel(gates, c_all, c0, lengths, dy, dh, dc, dgates, w_hh)``: per step t
     (descending) :func:`lstm_cell_backward` for every (b, j) (dgates[t], dc, and dh
     zeroed for valid rows), a grid barrier, dh += dgates[t] W_hh (w_hh (4H, H)) by
     the whole grid, a barrier. dh, dc (B, H) hold dL/dh_T, dL/dc_T on entry and
@@ -170,7 +170,7 @@ def lstm_backward_sequence_kernel(tile, dtype):
     grid_gemm = grid_product(tile, dtype)
 
     @cuda.jit
-    def kernel(gates, c_all, c0, lengths, dy, dh, dc, dgates, w_hh, sync):
+    def kernel(gates, c_all, c0, lengths, dy, dh, dc, dgates, w_hh):
         grid = cuda.cg.this_grid()
         batch, hidden = c0.shape
         first, stride = thread_range()
@@ -178,9 +178,9 @@ def lstm_backward_sequence_kernel(tile, dtype):
             for idx in range(first, batch * hidden, stride):
                 b = idx // hidden
                 lstm_cell_backward(t, b, idx - b * hidden, gates, c_all, c0, lengths, dy, dh, dc, dh, dgates, False)
-            grid_barrier(grid, sync)
+            grid_barrier(grid)
             grid_gemm(dgates[t], w_hh, dh, False, True)
-            grid_barrier(grid, sync)
+            grid_barrier(grid)
 
     return kernel
 

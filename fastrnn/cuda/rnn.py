@@ -35,24 +35,24 @@ def rnn_cell(t, b, j, pre, b_ih, b_hh, h_prev, h_next, lengths, y, use_relu):
 @functools.lru_cache(maxsize=None)
 def rnn_sequence_kernel(tile, dtype):
     """The kernel running all T steps in one launch (see common.persistent), for one
-    tile size and dtype: ``kernel(pre, b_ih, b_hh, w_hh, h, lengths, y, use_relu, sync)``;
+    tile size and dtype: ``kernel(pre, b_ih, b_hh, w_hh, h, lengths, y, use_relu)``;
     per step the grid adds h W_hh^T into pre[t] (w_hh (H, H)), meets at a barrier,
     applies :func:`rnn_cell` to every (b, j) (h (B, H) in place: h0 on entry, h_T on
     return) and meets again."""
     grid_gemm = grid_product(tile, dtype)
 
     @cuda.jit
-    def kernel(pre, b_ih, b_hh, w_hh, h, lengths, y, use_relu, sync):
+    def kernel(pre, b_ih, b_hh, w_hh, h, lengths, y, use_relu):
         grid = cuda.cg.this_grid()
         batch, hidden = h.shape
         first, stride = thread_range()
         for t in range(pre.shape[0]):
             grid_gemm(h, w_hh, pre[t], True, True)
-            grid_barrier(grid, sync)
+            grid_barrier(grid)
             for idx in range(first, batch * hidden, stride):
                 b = idx // hidden
                 rnn_cell(t, b, idx - b * hidden, pre, b_ih, b_hh, h, h, lengths, y, use_relu)
-            grid_barrier(grid, sync)
+            grid_barrier(grid)
 
     return kernel
 
@@ -76,13 +76,13 @@ def rnn_cell_backward(t, b, j, y, lengths, dy, dh, dpre, use_relu):
 @functools.lru_cache(maxsize=None)
 def rnn_backward_sequence_kernel(tile, dtype):
     """The kernel running the backward of all T steps in one launch:
-    ``kernel(y, lengths, dy, dh, dpre, w_hh, use_relu, sync)``; per step (descending)
+    ``kernel(y, lengths, dy, dh, dpre, w_hh, use_relu)``; per step (descending)
     :func:`rnn_cell_backward` for every (b, j), a grid barrier, dh += dpre[t] W_hh
     by the whole grid, a barrier (as the LSTM's)."""
     grid_gemm = grid_product(tile, dtype)
 
     @cuda.jit
-    def kernel(y, lengths, dy, dh, dpre, w_hh, use_relu, sync):
+    def kernel(y, lengths, dy, dh, dpre, w_hh, use_relu):
         grid = cuda.cg.this_grid()
         batch, hidden = dh.shape
         first, stride = thread_range()
@@ -90,9 +90,9 @@ def rnn_backward_sequence_kernel(tile, dtype):
             for idx in range(first, batch * hidden, stride):
                 b = idx // hidden
                 rnn_cell_backward(t, b, idx - b * hidden, y, lengths, dy, dh, dpre, use_relu)
-            grid_barrier(grid, sync)
+            grid_barrier(grid)
             grid_gemm(dpre[t], w_hh, dh, False, True)
-            grid_barrier(grid, sync)
+            grid_barrier(grid)
 
     return kernel
 

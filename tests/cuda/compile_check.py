@@ -39,26 +39,25 @@ def main():
         S2 = types.Array(f, 2, "A")  # a column slice: rows strided
         L = types.Array(types.int64, 1, "C")
         i64, boolean = types.int64, types.boolean
-        SYNC = types.Array(types.int32, 1, "C")  # the grid barrier's state
         kernels = {
-            "lstm_sequence": (lstm.lstm_sequence_kernel(16, f.name), (A3, A1, A1, A2, A2, A2, L, A3, A3, boolean, SYNC)),
+            "lstm_sequence": (lstm.lstm_sequence_kernel(16, f.name), (A3, A1, A1, A2, A2, A2, L, A3, A3, boolean)),
             "lstm_backward_sequence": (lstm.lstm_backward_sequence_kernel(16, f.name),
-                                       (A3, A3, A2, L, A3, A2, A2, A3, A2, SYNC)),
+                                       (A3, A3, A2, L, A3, A2, A2, A3, A2)),
             "lstm_step": (lstm.lstm_step_kernel, (i64, A3, A1, A1, A2, A2, L, A3, i64, A3, boolean)),
             "lstm_commit_projection": (lstm.lstm_commit_projection_kernel, (i64, A3, A2, L)),
             "lstm_backward_step": (lstm.lstm_backward_step_kernel, (i64, A3, A3, A2, L, A3, A2, A2, A2, A3)),
             "lstm_projection_grad": (lstm.lstm_projection_grad_kernel, (i64, L, A3, A2, A3)),
-            "gru_sequence": (gru.gru_sequence_kernel(16, f.name), (A3, A1, A1, A2, A2, A2, L, A3, A3, boolean, SYNC)),
+            "gru_sequence": (gru.gru_sequence_kernel(16, f.name), (A3, A1, A1, A2, A2, A2, L, A3, A3, boolean)),
             "gru_backward_sequence": (gru.gru_backward_sequence_kernel(16, f.name),
-                                      (A3, A3, A2, A3, L, A3, A2, A3, A3, A2, SYNC)),
+                                      (A3, A3, A2, A3, L, A3, A2, A3, A3, A2)),
             "gru_reset_before_gates": (gru.gru_reset_before_gates_kernel, (i64, A3, A1, A1, A2, A2)),
             "gru_reset_before_output": (gru.gru_reset_before_output_kernel, (i64, A3, A1, A1, A2, L, A3)),
             "gru_reset_before_backward_gates": (gru.gru_reset_before_backward_gates_kernel,
                                                 (i64, A3, A2, A3, L, A3, A2, A3, A3)),
             "gru_reset_before_backward_reset": (gru.gru_reset_before_backward_reset_kernel,
                                                 (i64, A3, A2, A3, L, A2, A2, A3)),
-            "rnn_sequence": (rnn.rnn_sequence_kernel(16, f.name), (A3, A1, A1, A2, A2, L, A3, boolean, SYNC)),
-            "rnn_backward_sequence": (rnn.rnn_backward_sequence_kernel(16, f.name), (A3, L, A3, A2, A3, A2, boolean, SYNC)),
+            "rnn_sequence": (rnn.rnn_sequence_kernel(16, f.name), (A3, A1, A1, A2, A2, L, A3, boolean)),
+            "rnn_backward_sequence": (rnn.rnn_backward_sequence_kernel(16, f.name), (A3, L, A3, A2, A3, A2, boolean)),
             "sum_rows": (common._sum_rows_kernel, (A2, A1)),
             "sum_rows_strided": (common._sum_rows_kernel, (S2, A1)),
         }
