@@ -32,6 +32,20 @@ def test_large_shapes_match_cpu(cell, dtype, monkeypatch):
     assert_close(g, cpu_g, *grad, f"{cell} backward")
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_whole_sequence_kernels_when_threads_walk_several_items(cell, monkeypatch):
+    """TILE = 2 (blocks of 4 threads): B*H = 64*300 items exceed what a cooperative
+    grid of such blocks can hold (at most 32 resident blocks per SM on current GPUs),
+    so each thread of the whole-sequence kernels walks several (b, j) items and
+    several blocks meet at grid.sync() (the simulator runs one block only)."""
+    monkeypatch.setattr(config, "TILE", 2)
+    args, grads = make_inputs(cell, 3, 64, 8, 300, np.float64, seed=4)
+    out, g = _run(cell, args, grads, "cuda")
+    cpu_out, cpu_g = _run(cell, args, grads, "cpu")
+    assert_close(out, cpu_out, 1e-9, 1e-11, f"{cell} forward")
+    assert_close(g, cpu_g, 1e-8, 1e-10, f"{cell} backward")
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "gru_reset_before"])
 def test_large_runs_are_bit_identical(cell, monkeypatch):
     monkeypatch.setattr(config, "TILE", DEFAULT_TILE)
