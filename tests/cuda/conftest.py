@@ -31,11 +31,53 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))  # tests/
 from fastrnn.cuda import _device, config  # noqa: E402
 
 SIMULATED = _device.simulated()
+
+
+def _lock_simulator_shared_arrays():
+    """Make the simulator's ``cuda.shared.array`` allocation atomic.
+
+    numba-cuda 0.30.4's simulator (FakeCUDAShared.array) looks the block's array up
+    by source line and, when missing, creates and stores it without a lock. Its
+    threads are Python threads, so two of them can both miss, each get a private
+    array and never see the other's writes: the block then reads uninitialised
+    memory (results like 1e+227; test_other_tile_sizes[lstm-8] failed so in about 1
+    run in 6, and the earlier one-in-five gru_reset_before flake in .ci/run looks
+    the same). A real GPU has one array per block, which the lock restores.
+    """
+    import threading
+
+    import numpy as np
+    from numba.cuda import types
+    from numba.cuda.np import numpy_support
+    from numba.cuda.simulator import kernelapi
+
+    shared = kernelapi.FakeCUDAShared
+    if getattr(shared, "_fastrnn_locked", False):
+        return
+    allocate = shared.array
+    lock = threading.Lock()
+
+    def array(self, shape, dtype, alignment=None):
+        if shape == 0 or alignment is not None:  # dynamic shared memory / refused: as before
+            return allocate(self, shape, dtype, alignment)
+        frame = sys._getframe(1)
+        caller = (frame.f_code.co_filename, frame.f_lineno)  # as the original: one array per line
+        if isinstance(dtype, types.Type):
+            dtype = numpy_support.as_dtype(dtype)
+        with lock:
+            result = self._allocations.get(caller)
+            if result is None:
+                result = self._allocations[caller] = np.empty(shape, dtype)
+        return result
+
+    shared.array = array
+    shared._fastrnn_locked = True
 if SIMULATED:
     # The simulator runs one Python thread per CUDA thread and polls them while
     # holding the GIL; the default 5 ms switch interval makes each syncthreads()
     # round cost milliseconds. 0.2 ms makes the suite about 5x faster.
     sys.setswitchinterval(2e-4)
+    _lock_simulator_shared_arrays()
 
 #: config.TILE for most tests: 2 -> 4-thread blocks, 8 x 8 GEMM tiles, so H = 5
 #: (G*H = 15 or 20) spans several blocks and partial tiles everywhere.
