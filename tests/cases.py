@@ -68,18 +68,24 @@ def mixed_lengths(rng, steps, batch):
     return values
 
 
+def difference_at(loss, array, index, eps=1e-6):
+    """Central difference of the scalar ``loss()`` with respect to ``array[index]``
+    (perturbed in place and restored)."""
+    keep = array[index]
+    array[index] = keep + eps
+    up = loss()
+    array[index] = keep - eps
+    down = loss()
+    array[index] = keep
+    return (up - down) / (2 * eps)
+
+
 def finite_difference(loss, array, eps=1e-6):
     """Central differences of the scalar ``loss()`` with respect to every entry of
     ``array`` (perturbed in place and restored)."""
     grad = np.zeros_like(array)
     for index in np.ndindex(array.shape):
-        keep = array[index]
-        array[index] = keep + eps
-        up = loss()
-        array[index] = keep - eps
-        down = loss()
-        array[index] = keep
-        grad[index] = (up - down) / (2 * eps)
+        grad[index] = difference_at(loss, array, index, eps)
     return grad
 
 

@@ -17,6 +17,8 @@ from fastrnn.models import (
 from fastrnn.optim import Adam
 from fastrnn.train import fit, fit_tbptt
 
+from cases import difference_at
+
 F64 = np.float64
 
 
@@ -48,26 +50,14 @@ def grad_check(model, run, rng, n_checks=6, eps=1e-6, rtol=1e-5, atol=1e-7, x=No
         assert p.grad is not None, f"{name} got no gradient"
         flat = p.data.reshape(-1)
         for i in rng.choice(flat.size, min(n_checks, flat.size), replace=False):
-            old = flat[i]
-            flat[i] = old + eps
-            up = value()
-            flat[i] = old - eps
-            down = value()
-            flat[i] = old
-            numeric = (up - down) / (2 * eps)
+            numeric = difference_at(value, flat, i, eps)
             analytic = p.grad.reshape(-1)[i]
             assert np.isclose(analytic, numeric, rtol=rtol, atol=atol), (name, i, analytic, numeric)
     if x is not None:
         assert dx.shape == x.shape
         flat = x.reshape(-1)
         for i in rng.choice(flat.size, min(n_checks, flat.size), replace=False):
-            old = flat[i]
-            flat[i] = old + eps
-            up = value()
-            flat[i] = old - eps
-            down = value()
-            flat[i] = old
-            assert np.isclose(dx.reshape(-1)[i], (up - down) / (2 * eps), rtol=rtol, atol=atol), ("x", i)
+            assert np.isclose(dx.reshape(-1)[i], difference_at(value, flat, i, eps), rtol=rtol, atol=atol), ("x", i)
 
 
 def roundtrip(model):

@@ -13,21 +13,10 @@ from fastrnn.models import SequenceAutoencoder, fold_scores, make_windows
 from fastrnn.optim import Adam
 from fastrnn.train import fit
 
-from cases import load_example
+from cases import difference_at, load_example
 
 F64 = np.float64
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
-
-
-def _numeric(value, flat, i, eps):
-    """Central difference of value() with respect to flat[i] (restored afterwards)."""
-    old = flat[i]
-    flat[i] = old + eps
-    up = value()
-    flat[i] = old - eps
-    down = value()
-    flat[i] = old
-    return (up - down) / (2 * eps)
 
 
 def _check_grads(model, x, loss_of, rng, n_checks=5, eps=1e-6):
@@ -47,11 +36,11 @@ def _check_grads(model, x, loss_of, rng, n_checks=5, eps=1e-6):
         assert p.grad is not None, f"{name} got no gradient"
         flat = p.data.reshape(-1)
         for i in rng.choice(flat.size, min(n_checks, flat.size), replace=False):
-            numeric = _numeric(value, flat, i, eps)
+            numeric = difference_at(value, flat, i, eps)
             assert np.isclose(p.grad.reshape(-1)[i], numeric, rtol=1e-5, atol=1e-8), (name, i)
     flat = x.reshape(-1)
     for i in rng.choice(flat.size, min(n_checks, flat.size), replace=False):
-        assert np.isclose(dx.reshape(-1)[i], _numeric(value, flat, i, eps), rtol=1e-5, atol=1e-8), ("x", i)
+        assert np.isclose(dx.reshape(-1)[i], difference_at(value, flat, i, eps), rtol=1e-5, atol=1e-8), ("x", i)
 
 
 def _roundtrip(model):

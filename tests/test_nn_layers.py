@@ -5,25 +5,13 @@ import pytest
 
 from fastrnn.nn import Dropout, Embedding, Linear, Sequential
 
+from cases import finite_difference
+
 DTYPES = [np.float32, np.float64]
 
 
 def rng(seed=0):
     return np.random.default_rng(seed)
-
-
-def central_difference(f, array, eps=1e-6):
-    """d f() / d array by central differences (array modified in place and restored)."""
-    grad = np.zeros_like(array)
-    for i in np.ndindex(array.shape):
-        old = array[i]
-        array[i] = old + eps
-        up = f()
-        array[i] = old - eps
-        down = f()
-        array[i] = old
-        grad[i] = (up - down) / (2 * eps)
-    return grad
 
 
 # --------------------------------------------------------------------------- Linear
@@ -73,9 +61,9 @@ def test_linear_gradients_match_finite_differences():
 
     y = lin(x)
     dx = lin.backward(weights * (1 - np.tanh(y) ** 2))
-    np.testing.assert_allclose(dx, central_difference(loss, x), rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(lin.weight.grad, central_difference(loss, lin.weight.data), rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(lin.bias.grad, central_difference(loss, lin.bias.data), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(dx, finite_difference(loss, x), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(lin.weight.grad, finite_difference(loss, lin.weight.data), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(lin.bias.grad, finite_difference(loss, lin.bias.data), rtol=1e-7, atol=1e-9)
 
 
 @pytest.mark.parametrize("bias", [True, False])
