@@ -63,6 +63,20 @@ def test_backward_with_and_without_packed_weights(cell, batch, pack_limit, monke
     assert_close(run_fused(cell, args, grads)[1], run_reference(cell, args, grads)[1], grad_rtol, grad_atol, cell)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (8, 8), (16, 3), (17, 9), (36, 9), (256, 64), (0, 4), (4, 0)])
+def test_transposed_copy_equals_numpy_transpose(shape, dtype):
+    """The packed weights (blas.transposed_copy: blocks of eight rows, then the
+    remainder) are exactly w.T, C-contiguous, also from a strided view."""
+    rng = np.random.default_rng(shape[0] * 31 + shape[1])
+    w = rng.standard_normal(shape).astype(dtype)
+    strided = rng.standard_normal((2 * shape[0], 3 * shape[1])).astype(dtype)[::2, ::-3]
+    for source in (w, strided):
+        packed = blas.transposed_copy(source)
+        assert packed.flags.c_contiguous and packed.dtype == dtype
+        np.testing.assert_array_equal(packed, source.T)
+
+
 @pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("bias,initial_state", [(False, False), (True, False), (False, True)])
 def test_optional_arguments(cell, bias, initial_state):
