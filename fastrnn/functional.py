@@ -189,11 +189,33 @@ def _bptt_options(ctx, gpu, clip_per_step, hidden_grads_out, check_finite, input
         if not trace.flags.c_contiguous or not trace.flags.writeable:
             raise ValueError("hidden_grads_out must be a C-contiguous, writable array, got one that is "
                              + ("not C-contiguous" if not trace.flags.c_contiguous else "read-only"))
-        saved = [a for item in ctx.saved for a in (item if isinstance(item, tuple) else (item,))]
-        for name, array in [*inputs, *(("the forward's saved arrays", a) for a in saved)]:
+        for name, array in [*inputs, *(("the forward's saved arrays", a) for a in _arrays_in(ctx.saved))]:
             if isinstance(array, np.ndarray) and np.may_share_memory(trace, array):
                 raise ValueError(f"hidden_grads_out must not share memory with {name}")
     return clip, trace, check_finite
+
+
+def _option_arrays(options):
+    """(name, array) of a variant's parameter and mask arrays, for the check_finite scan
+    (zoneout weights are range-checked already, which refuses NaN)."""
+    pairs = []
+    for name, value in options._asdict().items():
+        if name.startswith("zoneout"):
+            continue
+        if isinstance(value, tuple):
+            pairs += [(f"{name}[{k}]", v) for k, v in enumerate(value)]
+        elif isinstance(value, np.ndarray):
+            pairs.append((name, value))
+    return pairs
+
+
+def _arrays_in(saved):
+    """Every array in a context's saved state, however deeply its tuples nest."""
+    if isinstance(saved, (tuple, list)):
+        for item in saved:
+            yield from _arrays_in(item)
+    elif isinstance(saved, np.ndarray):
+        yield saved
 
 
 def _untimed_grads(result):
@@ -278,6 +300,8 @@ def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, tr
     if options is not None:
         if w_hr is not None:
             raise ValueError("w_hr (projection) cannot be combined with the LSTM variant options")
+        if check_finite:
+            _require_finite("lstm", "input", (), _option_arrays(options))
         y, h_n, c_n, saved = _variants.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, training, options,
                                                     gpu)
         if check_finite:
@@ -325,7 +349,7 @@ def lstm_backward(ctx, dy, dh_n=None, dc_n=None, *, clip_per_step=None, check_fi
         grads = (dx, dh0, dc0, dw_ih, dw_hh, *_bias_grads(ctx, db, db.copy()))
         result = LSTMGrads(*grads) if dw_hr is None else LSTMProjectionGrads(*grads, dw_hr)
     if check_finite:
-        _require_finite("lstm_backward", "result", [("dx", dx)],
+        _require_finite("lstm_backward", "result", [("dx", result.dx)],
                         _untimed_grads(result))
     return result
 
@@ -361,6 +385,8 @@ def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, lengths=None, training=Fal
                                                      ("b_ih", b_ih), ("b_hh", b_hh)])
     options = _variants.gru_options(x, hidden, reset_after, layer_norm, input_mask, recurrent_mask,
                                     weight_hh_mask, zoneout_h)
+    if options is not None and check_finite:
+        _require_finite("gru", "input", (), _option_arrays(options))
     if options is not None:
         y, h_n, saved = _variants.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, training, reset_after, options,
                                               gpu)
@@ -403,7 +429,7 @@ def gru_backward(ctx, dy, dh_n=None, *, clip_per_step=None, check_finite=False, 
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _gru.gru_backward(ctx.saved, dy, dh_n, clip, trace)
         result = GRUGrads(dx, dh0, dw_ih, dw_hh, *_bias_grads(ctx, db_ih, db_hh))
     if check_finite:
-        _require_finite("gru_backward", "result", [("dx", dx)],
+        _require_finite("gru_backward", "result", [("dx", result.dx)],
                         _untimed_grads(result))
     return result
 

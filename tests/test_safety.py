@@ -473,3 +473,88 @@ def test_lstm_projection_trace_has_width_p():
     ctx = F.lstm(**args, lengths=lengths, training=True)[-1]
     with pytest.raises(ValueError, match=r"hidden_grads_out must have shape \(T, B, H\) = \(5, 2, 2\)"):
         F.lstm_backward(ctx, **grads, hidden_grads_out=np.zeros((5, 2, 5)))
+
+
+# --- the same keywords with the cell variants (fastrnn._variants) ------------------------
+def _variant_run(cell, options, dtype=np.float32, seed=4):
+    """A small variant forward (training) and dy: (ctx, y, dy, forward, backward)."""
+    rng = np.random.default_rng(seed)
+    T, B, I, H = 5, 3, 2, 4
+    G = 4 if cell == "lstm" else 3
+    if cell == "lstm" and options.get("coupled"):
+        G = 3
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    w_ih = (0.5 * rng.standard_normal((G * H, I))).astype(dtype)
+    w_hh = (0.5 * rng.standard_normal((G * H, H))).astype(dtype)
+    forward, backward = (F.lstm, F.lstm_backward) if cell == "lstm" else (F.gru, F.gru_backward)
+    out = forward(x, w_ih, w_hh, lengths=[5, 2, 4], training=True, **options)
+    return out[-1], out[0], rng.standard_normal(out[0].shape).astype(dtype), forward, backward
+
+
+def _variant_options(cell, dtype=np.float32, seed=5):
+    rng = np.random.default_rng(seed)
+    H, B, T = 4, 3, 5
+    if cell == "lstm":
+        return [{"cell_clip": 0.5}, {"peephole": tuple(rng.standard_normal(H).astype(dtype) for _ in range(3))},
+                {"layer_norm": tuple(1 + 0.1 * rng.standard_normal(n).astype(dtype) for n in (16, 16, H, H))},
+                {"zoneout_h": 0.3, "zoneout_c": (rng.random((T, B, H)) < 0.4).astype(dtype)},
+                {"coupled": True, "recurrent_mask": (2 * (rng.random((B, H)) < 0.5)).astype(dtype)}]
+    return [{"zoneout_h": 0.3}, {"layer_norm": tuple(1 + 0.1 * rng.standard_normal(12).astype(dtype) for _ in range(2))},
+            {"input_mask": (2 * (rng.random((B, 2)) < 0.5)).astype(dtype),
+             "weight_hh_mask": (rng.random((12, H)) < 0.7).astype(dtype)}]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_check_finite_with_variants_passes_silently_on_finite_data(cell):
+    """The backward's result scan covers the variant gradients (it crashed on them)."""
+    for options in _variant_options(cell):
+        ctx, _, dy, _, backward = _variant_run(cell, options)
+        checked, plain = backward(ctx, dy, check_finite=True), backward(ctx, dy)
+        for name, a in checked._asdict().items():
+            b = getattr(plain, name)
+            for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+                if v is not None:
+                    np.testing.assert_array_equal(u, v, err_msg=f"{cell} {sorted(options)} {name}")
+
+
+@pytest.mark.parametrize("cell,option,name", [
+    ("lstm", "peephole", "peephole"), ("lstm", "layer_norm", r"layer_norm\[1\]"),
+    ("lstm", "recurrent_mask", "recurrent_mask"), ("gru", "layer_norm", r"layer_norm\[0\]"),
+    ("gru", "weight_hh_mask", "weight_hh_mask")])
+def test_check_finite_names_a_variant_parameter(cell, option, name):
+    options = next(o for o in _variant_options(cell) if option in o)
+    value = options[option]
+    if isinstance(value, tuple):
+        value = tuple(v.copy() for v in value)
+        value[1 if option == "layer_norm" and cell == "lstm" else 0][1] = np.nan
+    else:
+        value = value.copy()
+        value.flat[2] = np.nan
+    with pytest.raises(NonFiniteError, match=rf"check_finite: {name} \(input of {cell}\) has NaN"):
+        _variant_run(cell, {**options, option: value, "check_finite": True})
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_hidden_grads_out_must_not_overlap_variant_saved_arrays(cell):
+    """Variant contexts nest their saved arrays (kernel state, masks) in tuples:
+    every level is searched, as for the plain kernels."""
+    zone = (np.random.default_rng(0).random((5, 3, 4)) < 0.4).astype(np.float32)
+    ctx, y, dy, _, backward = _variant_run(cell, {"zoneout_h": zone})
+    for shared in (y, zone):
+        with pytest.raises(ValueError, match=r"hidden_grads_out must not share memory with the forward's saved"):
+            backward(ctx, dy, hidden_grads_out=shared)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_bounds_beyond_float32_mean_no_clipping_without_overflow(cell):
+    """A float32 bound above float32's range is inf (no clipping), with no overflow
+    warning from the cast (it would raise under np.errstate(over="raise"))."""
+    with np.errstate(over="raise"):
+        ctx, y, dy, forward, backward = _variant_run(cell, {"zoneout_h": 0.3})
+        huge = backward(ctx, dy, clip_per_step=1e39)
+        plain = backward(ctx, dy)
+        for name in ("dx", "dw_hh"):
+            np.testing.assert_array_equal(getattr(huge, name), getattr(plain, name))
+        if cell == "lstm":
+            clipped_never = _variant_run(cell, {"cell_clip": 1e39})[1]  # 1e39 is inf in float32
+            np.testing.assert_array_equal(clipped_never, _variant_run(cell, {"cell_clip": 1e30})[1])

@@ -5,6 +5,13 @@ from .._jit import inline_kernel, kernel
 from .blas import gemm
 
 
+def bound_in(dtype, value):
+    """A clipping bound as a scalar of ``dtype``; one beyond the dtype's range becomes
+    inf (nothing can exceed it: no clipping), without numpy's overflow warning."""
+    with np.errstate(over="ignore"):
+        return np.dtype(dtype).type(value)
+
+
 @inline_kernel
 def clipped(v, bound):
     """v clipped to [-bound, bound]; the comparisons let NaN fall through unchanged."""

@@ -15,7 +15,7 @@ from .._jit import kernel
 from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh, tanh_rows
 from .blas import (gemm, matmul_add, matmul_add_transposed_out, matmul_transposed, matmul_transposed_add,
                    pack_for_rows, pack_transposed)
-from .common import input_and_weight_grads, total_hidden_grad
+from .common import bound_in, input_and_weight_grads, total_hidden_grad
 from .workspace import carve, reused
 
 
@@ -255,8 +255,7 @@ def gru_backward(saved, dy, dh_n, clip=np.inf, trace=None):
     hidden = h0.shape[1]
     if trace is None:
         trace = np.empty((0, batch, hidden), x.dtype)
-    with np.errstate(over="ignore"):  # a bound beyond float32's range means no clipping
-        bound = x.dtype.type(clip)
+    bound = bound_in(x.dtype, clip)
     dh = dh_n.copy()
     dx = np.empty_like(x)
     dw_ih, dw_hh = np.empty_like(w_ih), np.empty_like(w_hh)

@@ -35,7 +35,7 @@ import numpy as np
 from .._jit import kernel
 from .activations import dsigmoid, dtanh, one_minus, sigmoid_rows, tanh
 from .blas import gemm, matmul_add_transposed_out, matmul_transposed, pack_for_rows, pack_transposed
-from .common import sum_rows, total_hidden_grad
+from .common import bound_in, sum_rows, total_hidden_grad
 from .layer_norm import normalize_row, normalize_row_backward
 
 
@@ -370,7 +370,7 @@ def gru_variants_backward(saved, dy, dh_n, clip=np.inf, trace=None):
                  np.empty((hidden, batch), dtype))
     grads = (dx, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh)
     gru_variants_backward_kernel(x, (w_ih, w_hh, pack_for_rows(w_hh, batch)), b_hh, h0, lengths, y, gates, h_n_all, layer_norm, dropout, zoneout,
-                                 dy, dh, dtype.type(clip), trace, workspace, grads)
+                                 dy, dh, bound_in(dtype, clip), trace, workspace, grads)
     if not use_ln:
         dln_ih = dln_hh = None
     return dx, dh, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh

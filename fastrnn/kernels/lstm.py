@@ -22,7 +22,7 @@ from .._jit import kernel
 from .activations import dsigmoid, dtanh, sigmoid, sigmoid_rows, tanh, tanh_rows
 from .blas import (SMALL_BATCH, gemm, matmul_add, matmul_add_transposed_out, matmul_transposed,
                    matmul_transposed_add, pack_for_rows, pack_transposed)
-from .common import input_and_weight_grads, total_hidden_grad
+from .common import bound_in, input_and_weight_grads, total_hidden_grad
 from .workspace import carve, reused
 
 
@@ -278,8 +278,7 @@ def lstm_backward(saved, dy, dh_n, dc_n, clip=np.inf, trace=None):
     dx = np.empty_like(x)
     if trace is None:
         trace = np.empty((0, batch, h0.shape[1]), x.dtype)
-    with np.errstate(over="ignore"):  # a bound beyond float32's range means no clipping
-        bound = x.dtype.type(clip)
+    bound = bound_in(x.dtype, clip)
     w_ih, w_hh, w_hr = weights
     projected = w_hr.shape[0] > 0
     dgates = reused("lstm.dgates", gates.shape, x.dtype)

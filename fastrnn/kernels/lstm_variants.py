@@ -25,7 +25,7 @@ from .._jit import inline_kernel, kernel
 from .activations import dsigmoid, dtanh, sigmoid_rows, tanh, tanh_rows
 from .blas import (gemm, matmul_add_transposed_out, matmul_transposed, matmul_transposed_add, pack_for_rows,
                    pack_transposed)
-from .common import clipped, sum_rows, total_hidden_grad
+from .common import bound_in, clipped, sum_rows, total_hidden_grad
 from .layer_norm import affine_norm_backward, normalize_row
 from .workspace import carve, reused
 
@@ -397,7 +397,7 @@ def _options(dt, batch, hidden, width, peephole, layer_norm, recurrent_mask, zon
             _empty(dt, 0, 0) if recurrent_mask is None else recurrent_mask,
             _empty(dt, 0, 0, 0) if zoneout_h is None else zoneout_h,
             _empty(dt, 0, 0, 0) if zoneout_c is None else zoneout_c,
-            dt.type(np.inf if cell_clip is None else cell_clip))
+            bound_in(dt, np.inf if cell_clip is None else cell_clip))
 
 
 def lstm_variants_backward(saved, dy, dh_n, dc_n, clip=np.inf, trace=None):
@@ -427,6 +427,6 @@ def lstm_variants_backward(saved, dy, dh_n, dc_n, clip=np.inf, trace=None):
              _empty(dt, 3 if peephole else 0, hidden), dln)
     trace = _empty(dt, 0, batch, hidden) if trace is None else trace
     lstm_variants_backward_kernel(x, (w_ih, w_hh, pack_for_rows(w_hh, batch)), options, h0, c0, lengths, y, gates,
-                                  cells, norm, dy, dh, dc, work, grads, dt.type(clip), trace)
+                                  cells, norm, dy, dh, dc, work, grads, bound_in(dt, clip), trace)
     dx, dw_ih, dw_hh, db, dpeep, _ = grads
     return dx, dh, dc, dw_ih, dw_hh, db[0], (dpeep if peephole else None), (dln if normed else None)

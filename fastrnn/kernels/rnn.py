@@ -10,7 +10,7 @@ import numpy as np
 from .._jit import kernel
 from .activations import drelu, dtanh, relu, tanh
 from .blas import matmul_add, matmul_transposed, matmul_transposed_add, pack_transposed
-from .common import input_and_weight_grads, total_hidden_grad
+from .common import bound_in, input_and_weight_grads, total_hidden_grad
 from .workspace import reused
 
 
@@ -116,8 +116,7 @@ def rnn_backward(saved, dy, dh_n, clip=np.inf, trace=None):
     x, w_ih, w_hh, h0, lengths, y, use_relu = saved
     if trace is None:
         trace = np.empty((0, x.shape[1], h0.shape[1]), x.dtype)
-    with np.errstate(over="ignore"):  # a bound beyond float32's range means no clipping
-        bound = x.dtype.type(clip)
+    bound = bound_in(x.dtype, clip)
     dh = dh_n.copy()
     dpre = reused("rnn.dpre", y.shape, x.dtype)
     dx = np.empty_like(x)
