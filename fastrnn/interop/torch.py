@@ -51,7 +51,9 @@ def _reverse_within_lengths(a, lengths):
     Returns a new C-contiguous array.
     """
     if lengths is None:
-        return np.ascontiguousarray(a[::-1])
+        # a copy, not ascontiguousarray: at T = 1 numpy calls a[::-1] contiguous and
+        # returns the view, whose negative stride torch.from_numpy refuses
+        return a[::-1].copy()
     t = np.arange(a.shape[0])[:, None]
     source = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
     return np.take_along_axis(a, source[:, :, None], axis=0)
