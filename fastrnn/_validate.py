@@ -129,6 +129,37 @@ def positive_int(name, value, minimum=1):
     return int(value)
 
 
+def float_dtype(dtype, name="dtype"):
+    """``dtype`` resolved by np.dtype, which must be float32 or float64."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be np.float32 or np.float64, got {dtype!r}") from None
+    if resolved not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be np.float32 or np.float64, got {resolved}")
+    return resolved
+
+
+def seed(value, generator_ok=True):
+    """A random seed: None, a non-negative int (returned as int) or, when
+    ``generator_ok``, a np.random.Generator (returned as is)."""
+    if value is None or (generator_ok and isinstance(value, np.random.Generator)):
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        expected = "None, a non-negative int or a np.random.Generator" if generator_ok else "None or a non-negative int"
+        raise TypeError(f"seed must be {expected}, got {value!r}")
+    return int(value)
+
+
+def dropout_rate(name, value):
+    """A dropout probability in [0, 1) as a float; bools and non-numbers refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
 def flag(name, value):
     """A boolean option (numpy bools accepted)."""
     if not isinstance(value, (bool, np.bool_)):

@@ -151,6 +151,30 @@ def test_bad_input_is_named():
         layer(np.zeros((T, B, I), np.float32), lengths=[0, 1, 2])
 
 
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(hidden_size=0), ValueError, r"hidden_size must be >= 1, got 0"),  # not a proj_size error
+    (dict(hidden_size=None), TypeError, r"hidden_size must be an int"),
+    (dict(seed=-1), TypeError, r"seed must be None, a non-negative int or a np.random.Generator, got -1"),
+    (dict(seed="a"), TypeError, r"seed must be None, a non-negative int"),
+    (dict(dropout=None), TypeError, r"dropout must be a number in \[0, 1\), got None"),
+    (dict(dropout="x"), TypeError, r"dropout must be a number in \[0, 1\)"),
+    (dict(dropout=1.0), ValueError, r"dropout must be in \[0, 1\), got 1.0"),
+    (dict(dtype="no such dtype"), TypeError, r"dtype must be np.float32 or np.float64, got 'no such dtype'"),
+    (dict(dtype=np.int32), TypeError, r"dtype must be np.float32 or np.float64, got int32"),
+])
+@pytest.mark.parametrize("cls", [fastrnn.LSTM, fastrnn.GRU, fastrnn.RNN])
+def test_bad_constructor_arguments_are_named(cls, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        cls(**{"input_size": I, "hidden_size": H, **kwargs})
+
+
+def test_ragged_input_is_named():
+    with pytest.raises(TypeError, match=r"x must be array-like, got list"):
+        fastrnn.GRU(3, H)([[1.0, 2.0, 3.0], [1.0]])
+    with pytest.raises(TypeError, match=r"x must be array-like, got list"):
+        fastrnn.GRUCell(3, H)([[1.0, 2.0, 3.0], [1.0]])
+
+
 LAYER_FIXTURES = sorted((__import__("pathlib").Path(__file__).parent / "fixtures").glob("layer_*.npz"))
 
 

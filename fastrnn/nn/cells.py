@@ -29,14 +29,6 @@ from .module import Module, Parameter
 __all__ = ["RNNCell", "LSTMCell", "GRUCell"]
 
 
-def _seed(seed):
-    if seed is None:
-        return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise TypeError(f"seed must be None or a non-negative int, got {seed!r}")
-    return int(seed)
-
-
 class _CellBase(Module, register=False):
     """Shared by the three cells: parameters, input checks, the one-step call and its backward."""
 
@@ -48,13 +40,8 @@ class _CellBase(Module, register=False):
         self.input_size = check.positive_int("input_size", input_size)
         self.hidden_size = check.positive_int("hidden_size", hidden_size)
         self.bias = check.flag("bias", bias)
-        try:
-            self.dtype = np.dtype(dtype)
-        except TypeError:
-            raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}") from None
-        if self.dtype not in check.FLOAT_DTYPES:
-            raise TypeError(f"dtype must be np.float32 or np.float64, got {self.dtype}")
-        self.seed = _seed(seed)
+        self.dtype = check.float_dtype(dtype)
+        self.seed = check.seed(seed, generator_ok=False)
         self.cell_options = cell_options
         self._saved = None
         rng = np.random.default_rng(self.seed)
@@ -83,8 +70,8 @@ class _CellBase(Module, register=False):
 
     # -- shapes in and out
     def _input(self, x):
-        ndim = np.ndim(x)
-        x = check.float_array("x", x, ndim if ndim in (1, 2) else 2, self.dtype, "the cell")
+        x = check.floats("x", x, self.dtype, "the cell")
+        x = check.float_array("x", x, x.ndim if x.ndim in (1, 2) else 2, self.dtype, "the cell")
         unbatched = x.ndim == 1
         if unbatched:
             x = x[None]

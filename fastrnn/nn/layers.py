@@ -17,28 +17,17 @@ from .module import Module, Parameter
 
 __all__ = ["Linear", "Embedding", "Dropout"]
 
-_FLOAT_DTYPES = check.FLOAT_DTYPES
 
 
 # --------------------------------------------------------------------------- checks
 
-def _float_dtype(dtype):
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}") from None
-    if resolved not in _FLOAT_DTYPES:
-        raise TypeError(f"dtype must be np.float32 or np.float64, got {resolved}")
-    return resolved
+_float_dtype = check.float_dtype
 
 
 def _rng(seed):
     """A ``np.random.Generator`` from None, an int or a Generator; plus the seed to record."""
-    if seed is None or isinstance(seed, np.random.Generator):
-        return np.random.default_rng(seed), None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise TypeError(f"seed must be None, a non-negative int or a np.random.Generator, got {seed!r}")
-    return np.random.default_rng(int(seed)), int(seed)
+    seed = check.seed(seed)
+    return np.random.default_rng(seed), (seed if isinstance(seed, int) else None)
 
 
 def _float_input(name, value, dtype, layer):

@@ -65,16 +65,14 @@ class _RecurrentBase(Module, register=False):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             check.positive_int(name, value)
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        dtype = np.dtype(dtype)
-        if dtype not in check.FLOAT_DTYPES:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        dropout = check.dropout_rate("dropout", dropout)
+        dtype = check.float_dtype(dtype)
+        seed = check.seed(seed)
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.bias, self.batch_first = bool(bias), bool(batch_first)
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
         # An int seed travels with save/load; a Generator cannot (it is not JSON).
-        self.dtype, self.seed = dtype, (int(seed) if isinstance(seed, (int, np.integer)) else None)
+        self.dtype, self.seed = dtype, (seed if isinstance(seed, int) else None)
         self.cell_options = cell_options
         self.variants = variants or {}  # the non-default variant options (see _variant_options)
         if self.variants and self.proj_size:
@@ -196,7 +194,8 @@ class _RecurrentBase(Module, register=False):
 
     # -- shapes in and out
     def _prepare_input(self, x, lengths):
-        x = check.float_array("x", x, np.ndim(x) if np.ndim(x) in (2, 3) else 3, self.dtype, "the layer")
+        x = check.floats("x", x, self.dtype, "the layer")
+        x = check.float_array("x", x, x.ndim if x.ndim in (2, 3) else 3, self.dtype, "the layer")
         unbatched = x.ndim == 2
         if unbatched:
             x = x[:, None, :]
@@ -446,6 +445,7 @@ class LSTM(_RecurrentBase):
                  dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float32, seed=None, init="torch",
                  peephole=False, coupled_gates=False, cell_clip=None, layer_norm=False, input_dropout=0.0,
                  recurrent_dropout=0.0, zoneout=0.0, weight_dropout=0.0):
+        check.positive_int("hidden_size", hidden_size)  # before it is compared with proj_size
         if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or proj_size < 0:
             raise ValueError(f"proj_size must be a non-negative integer, got {proj_size!r}")
         if proj_size >= hidden_size:
