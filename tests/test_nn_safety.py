@@ -67,3 +67,45 @@ def test_backward_check_and_per_step_clip():
     layer.zero_grad()
     layer.backward(dy, clip_per_step=0.05)
     np.testing.assert_allclose(layer.weight_hh_l1.grad, g.dw_hh, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("layout", ["time_major", "batch_first", "unbatched"])
+@pytest.mark.parametrize("cls", [fastrnn.LSTM, fastrnn.GRU])
+def test_nonfinite_index_is_in_the_callers_array(cls, layout):
+    """The index and shape in the error are those of the array the caller passed
+    (x, dy, h0), whatever direction, layer and layout found it; the kernel runs on
+    time-major, per-direction, time-reversed copies."""
+    rng = np.random.default_rng(3)
+    batch_first, unbatched = layout == "batch_first", layout == "unbatched"
+    layer = cls(3, 4, num_layers=2, bidirectional=True, batch_first=batch_first, dtype=np.float64, seed=0)
+    layer.train()
+    shape = (6, 3) if unbatched else ((2, 6, 3) if batch_first else (6, 2, 3))
+    lengths = None if unbatched else [6, 4]
+    x = rng.standard_normal(shape)
+    y, _ = layer(x, lengths=lengths)
+    cases = []
+    bad_x = x.copy()
+    at_x = (4, 1) if unbatched else ((1, 2, 1) if batch_first else (2, 1, 1))
+    bad_x[at_x] = np.nan
+    cases.append(("x", lambda: layer(bad_x, lengths=lengths, check_finite=True), at_x, shape))
+    at_dy = (1, 6) if unbatched else ((1, 2, 6) if batch_first else (2, 1, 6))  # feature 6: reverse block
+    dy = np.ones_like(y)
+    dy[at_dy] = np.inf
+    cases.append(("dy", lambda: layer.backward(dy, check_finite=True), at_dy, y.shape))
+    states = (4, 4) if unbatched else (4, 2, 4)
+    h0 = np.zeros(states)
+    at_h0 = (3, 2) if unbatched else (3, 1, 2)  # layer 1, reverse direction
+    h0[at_h0] = np.nan
+    hx = (h0, np.zeros(states)) if cls is fastrnn.LSTM else h0
+    cases.append(("h0", lambda: layer(x, hx, lengths=lengths, check_finite=True), at_h0, states))
+    for name, call, at, full in cases:
+        if name == "dy":
+            layer(x, lengths=lengths)  # a fresh training forward for the backward
+        with pytest.raises(fastrnn.NonFiniteError) as info:
+            call()
+        error = info.value
+        assert error.tensor == name and error.index == at, (name, error.index, str(error))
+        assert f"index {at} of shape {tuple(full)}" in str(error)
+        if name != "h0":
+            time_axis = 1 if batch_first else 0
+            assert error.step == at[time_axis]

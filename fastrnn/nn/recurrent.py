@@ -36,21 +36,38 @@ def _reverse_within_lengths(a, lengths):
 
 
 @contextlib.contextmanager
-def _naming_layer(layer, direction, lengths, steps):
+def _naming_layer(layer, direction, lengths, steps, user_views=None):
     """Re-raise a check_finite error naming the layer and direction, with the time step
-    in the input's order (the reverse pass runs on time reversed within each length)."""
+    in the input's order (the reverse pass runs on time reversed within each length).
+
+    ``user_views`` maps the names of tensors that are the caller's own arrays (x and
+    h0 of the first layer, dy of the last, ...) to a function turning the kernel's
+    index and shape into the caller's (see ``_RecurrentBase._user_view``); other
+    tensors keep this direction's time-major coordinates, with time in input order.
+    """
     try:
         yield
     except _finite.NonFiniteError as error:
-        step = error.step
+        step, index = error.step, error.index
         if direction == 1 and step is not None:
             n = steps if lengths is None else int(lengths[error.sequence])
             step = n - 1 - step if step < n else step
+            index = (step,) + tuple(index[1:])
+        message, shape = str(error), _message_shape(str(error))
+        view = (user_views or {}).get(error.tensor)
+        if view is not None:
+            index, shape = view(index, shape)
         where = f"layer {layer}" + (" reverse direction" if direction == 1 else "")
-        message = str(error) if step == error.step else str(error).replace(f"time step {error.step}",
-                                                                            f"time step {step}")
-        raise _finite.NonFiniteError(f"{message} [{where}]", error.tensor, error.index, error.value, step,
-                                     error.sequence) from None
+        head = message.split(" at time step ")[0] if error.step is not None else message.split(" (first non-finite")[0]
+        at = f" at time step {step} (sequence {error.sequence}; " if step is not None else " ("
+        message = f"{head}{at}first non-finite element at index {index} of shape {shape}) [{where}]"
+        raise _finite.NonFiniteError(message, error.tensor, index, error.value, step, error.sequence) from None
+
+
+def _message_shape(message):
+    """The tensor shape a NonFiniteError message quotes ("... of shape (5, 3, 4))")."""
+    inside = message.rsplit(" of shape (", 1)[1].split(")", 1)[0]
+    return tuple(int(v) for v in inside.split(",") if v.strip())
 
 
 class _RecurrentBase(Module, register=False):
@@ -79,6 +96,7 @@ class _RecurrentBase(Module, register=False):
             raise ValueError(f"proj_size cannot be combined with the variant options {sorted(self.variants)}")
         self._rng = np.random.default_rng(seed)
         self._saved = None
+        self._unbatched = False  # the last input's layout (see _prepare_input)
         self._device = "cpu"
         bound = 1.0 / np.sqrt(self.hidden_size)
         width = self.gate_count * self.hidden_size
@@ -197,6 +215,7 @@ class _RecurrentBase(Module, register=False):
         x = check.floats("x", x, self.dtype, "the layer")
         x = check.float_array("x", x, x.ndim if x.ndim in (2, 3) else 3, self.dtype, "the layer")
         unbatched = x.ndim == 2
+        self._unbatched = unbatched  # for check_finite messages in the caller's layout
         if unbatched:
             x = x[:, None, :]
         elif self.batch_first:
@@ -267,7 +286,9 @@ class _RecurrentBase(Module, register=False):
             weights = [None if p is None else p.data for p in self._weights(layer, suffix)]
             seq = layer_input if direction == 0 else _reverse_within_lengths(layer_input, lengths)
             variant = self._variant_arguments(layer, suffix, seq.shape, regularized)
-            with _naming_layer(layer, direction, lengths, layer_input.shape[0]):
+            views = self._user_views(layer, direction, "x" if layer == 0 else None,
+                                     "y" if layer == self.num_layers - 1 else None, ("h0", "c0", "h_n", "c_n"))
+            with _naming_layer(layer, direction, lengths, layer_input.shape[0], views):
                 result = self._call_cell(seq, weights, [s[index] for s in states], lengths, training,
                                          check_finite=check_finite, **variant)
             y_dir, final, ctx = result[0], result[1:-1], result[-1]
@@ -277,6 +298,39 @@ class _RecurrentBase(Module, register=False):
             outputs.append(y_dir if direction == 0 else _reverse_within_lengths(y_dir, lengths))
             contexts.append(ctx)
         return (outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)), contexts
+
+    def _user_views(self, layer, direction, input_name, output_name, state_names):
+        """For check_finite messages: index maps from one direction's kernel tensors to
+        the caller's arrays. ``input_name`` (x or dx of the first layer: shared by both
+        directions), ``output_name`` (y or dy of the last layer: this direction's feature
+        block of D*H) and the ``state_names`` ((B, W) slices of (L*D, B, W) states)."""
+        batch_first, unbatched = self.batch_first, self._unbatched
+        stack = layer * self.num_directions + direction
+
+        def timed(offset, width):
+            def view(index, shape):
+                index = (index[0], index[1], index[2] + offset)
+                shape = (shape[0], shape[1], width or shape[2])
+                if unbatched:
+                    return (index[0], index[2]), (shape[0], shape[2])
+                if batch_first:
+                    return (index[1], index[0], index[2]), (shape[1], shape[0], shape[2])
+                return index, shape
+            return view
+
+        def state(index, shape):
+            layers = self.num_layers * self.num_directions
+            if unbatched:
+                return (stack, index[1]), (layers, shape[1])
+            return (stack,) + tuple(index), (layers,) + tuple(shape)
+
+        views = {name: state for name in state_names}
+        if input_name:
+            views[input_name] = timed(0, None)
+        if output_name:
+            width = self.output_size
+            views[output_name] = timed(direction * width, width * self.num_directions)
+        return views
 
     def _backward_stack(self, dy, d_finals, clip_per_step=None, check_finite=False):
         if self._saved is None:
@@ -294,7 +348,10 @@ class _RecurrentBase(Module, register=False):
                 dy_dir = d_out[:, :, direction * hidden:(direction + 1) * hidden]
                 if direction == 1:
                     dy_dir = _reverse_within_lengths(dy_dir, lengths)
-                with _naming_layer(layer, direction, lengths, x_shape[0]):
+                views = self._user_views(layer, direction, "dx" if layer == 0 else None,
+                                         "dy" if layer == self.num_layers - 1 else None,
+                                         ("dh_n", "dc_n", "dh0", "dc0"))
+                with _naming_layer(layer, direction, lengths, x_shape[0], views):
                     grads = self._call_backward(contexts[direction], np.ascontiguousarray(dy_dir),
                                                 [d[index] for d in d_finals], clip_per_step=clip_per_step,
                                                 check_finite=check_finite)
