@@ -19,7 +19,8 @@ Differences from torch worth knowing: double backward is not supported (the
 backward is ``once_differentiable``); dropout masks between layers come from
 torch's RNG through ``torch.nn.functional.dropout`` but in a different order than
 torch's fused kernels draw them; float16/bfloat16 are refused (float32 and
-float64 only, as everywhere in fastrnn).
+float64 only, as everywhere in fastrnn); an empty batch (B = 0), which torch
+answers with empty outputs, raises ``ValueError`` as every fastrnn entry point does.
 
 :func:`convert` turns every ``torch.nn.LSTM``/``GRU``/``RNN`` of a model into the
 fastrnn version in place, keeping the very same parameter tensors (optimizers
