@@ -168,6 +168,14 @@ def test_bad_constructor_arguments_are_named(cls, kwargs, error, match):
         cls(**{"input_size": I, "hidden_size": H, **kwargs})
 
 
+def test_wrong_dy_shape_is_quoted_in_the_callers_layout():
+    layer = fastrnn.GRU(3, 4, batch_first=True)
+    layer.train()
+    y, _ = layer(np.zeros((2, 5, 3), np.float32))
+    with pytest.raises(ValueError, match=r"dy must have shape .* = \(2, 5, 4\), got shape \(2, 4, 4\)"):
+        layer.backward(np.zeros((2, 4, 4), np.float32))
+
+
 def test_ragged_input_is_named():
     with pytest.raises(TypeError, match=r"x must be array-like, got list"):
         fastrnn.GRU(3, H)([[1.0, 2.0, 3.0], [1.0]])

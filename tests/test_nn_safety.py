@@ -109,3 +109,18 @@ def test_nonfinite_index_is_in_the_callers_array(cls, layout):
         if name != "h0":
             time_axis = 1 if batch_first else 0
             assert error.step == at[time_axis]
+
+
+def test_error_layout_is_per_call_not_left_over_from_another_call():
+    """A diagnostics call with unbatched input between a batched forward and its
+    backward does not change how the backward's error quotes the index."""
+    from fastrnn import diagnostics
+    layer = fastrnn.LSTM(2, 5, dtype=np.float64, seed=0)
+    layer.train()
+    x = np.random.default_rng(0).standard_normal((4, 3, 2))
+    y, _ = layer(x)
+    diagnostics.layer_hidden_grads(layer, x[:, 0])
+    dy = np.zeros_like(y)
+    dy[2, 1, 3] = np.nan
+    with pytest.raises(fastrnn.NonFiniteError, match=r"index \(2, 1, 3\) of shape \(4, 3, 5\)"):
+        layer.backward(dy, check_finite=True)

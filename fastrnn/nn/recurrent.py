@@ -96,7 +96,6 @@ class _RecurrentBase(Module, register=False):
             raise ValueError(f"proj_size cannot be combined with the variant options {sorted(self.variants)}")
         self._rng = np.random.default_rng(seed)
         self._saved = None
-        self._unbatched = False  # the last input's layout (see _prepare_input)
         self._device = "cpu"
         bound = 1.0 / np.sqrt(self.hidden_size)
         width = self.gate_count * self.hidden_size
@@ -215,7 +214,6 @@ class _RecurrentBase(Module, register=False):
         x = check.floats("x", x, self.dtype, "the layer")
         x = check.float_array("x", x, x.ndim if x.ndim in (2, 3) else 3, self.dtype, "the layer")
         unbatched = x.ndim == 2
-        self._unbatched = unbatched  # for check_finite messages in the caller's layout
         if unbatched:
             x = x[:, None, :]
         elif self.batch_first:
@@ -249,8 +247,9 @@ class _RecurrentBase(Module, register=False):
         return state[:, 0] if unbatched else state
 
     # -- the stack
-    def _run(self, x, states, lengths, check_finite=False):
-        """Run every layer and direction. states: list of (L*D, B, H) initial states.
+    def _run(self, x, states, lengths, check_finite=False, unbatched=False):
+        """Run every layer and direction. states: list of (L*D, B, H) initial states;
+        ``unbatched``: the caller passed 2-D input (for check_finite messages).
 
         Returns (y (T, B, D*H), final states list) and keeps what backward needs when training.
         """
@@ -265,13 +264,13 @@ class _RecurrentBase(Module, register=False):
                 mask = (self._rng.random(layer_input.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
                 layer_input = layer_input * mask
             layer_input, contexts = self._run_layer(layer, layer_input, states, lengths, training, finals,
-                                                    check_finite)
+                                                    check_finite, unbatched=unbatched)
             saved_layers.append((mask, contexts))
         self._saved = (saved_layers, lengths, x.shape) if training else None
         return layer_input, finals
 
     def _run_layer(self, layer, layer_input, states, lengths, training, finals=None, check_finite=False,
-                   regularized=None):
+                   regularized=None, unbatched=False):
         """Run every direction of one layer on its (T, B, F) input.
 
         Returns (output (T, B, D*H), one context per direction); each direction's final
@@ -286,7 +285,7 @@ class _RecurrentBase(Module, register=False):
             weights = [None if p is None else p.data for p in self._weights(layer, suffix)]
             seq = layer_input if direction == 0 else _reverse_within_lengths(layer_input, lengths)
             variant = self._variant_arguments(layer, suffix, seq.shape, regularized)
-            views = self._user_views(layer, direction, "x" if layer == 0 else None,
+            views = self._user_views(layer, direction, unbatched, "x" if layer == 0 else None,
                                      "y" if layer == self.num_layers - 1 else None, ("h0", "c0", "h_n", "c_n"))
             with _naming_layer(layer, direction, lengths, layer_input.shape[0], views):
                 result = self._call_cell(seq, weights, [s[index] for s in states], lengths, training,
@@ -299,12 +298,12 @@ class _RecurrentBase(Module, register=False):
             contexts.append(ctx)
         return (outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)), contexts
 
-    def _user_views(self, layer, direction, input_name, output_name, state_names):
+    def _user_views(self, layer, direction, unbatched, input_name, output_name, state_names):
         """For check_finite messages: index maps from one direction's kernel tensors to
         the caller's arrays. ``input_name`` (x or dx of the first layer: shared by both
         directions), ``output_name`` (y or dy of the last layer: this direction's feature
         block of D*H) and the ``state_names`` ((B, W) slices of (L*D, B, W) states)."""
-        batch_first, unbatched = self.batch_first, self._unbatched
+        batch_first = self.batch_first
         stack = layer * self.num_directions + direction
 
         def timed(offset, width):
@@ -332,7 +331,7 @@ class _RecurrentBase(Module, register=False):
             views[output_name] = timed(direction * width, width * self.num_directions)
         return views
 
-    def _backward_stack(self, dy, d_finals, clip_per_step=None, check_finite=False):
+    def _backward_stack(self, dy, d_finals, clip_per_step=None, check_finite=False, unbatched=False):
         if self._saved is None:
             raise RuntimeError(f"{type(self).__name__}.backward needs a forward call in training mode first "
                                "(call .train() before the forward; eval() keeps nothing for backward)")
@@ -348,7 +347,7 @@ class _RecurrentBase(Module, register=False):
                 dy_dir = d_out[:, :, direction * hidden:(direction + 1) * hidden]
                 if direction == 1:
                     dy_dir = _reverse_within_lengths(dy_dir, lengths)
-                views = self._user_views(layer, direction, "dx" if layer == 0 else None,
+                views = self._user_views(layer, direction, unbatched, "dx" if layer == 0 else None,
                                          "dy" if layer == self.num_layers - 1 else None,
                                          ("dh_n", "dc_n", "dh0", "dc0"))
                 with _naming_layer(layer, direction, lengths, x_shape[0], views):
@@ -373,13 +372,14 @@ class _RecurrentBase(Module, register=False):
 
     def _dy_array(self, dy, y_shape_tm, unbatched):
         dy = check.float_array("dy", dy, 2 if unbatched else 3, self.dtype, "the layer")
+        steps, batch, width = y_shape_tm
+        expected = (steps, width) if unbatched else ((batch, steps, width) if self.batch_first else y_shape_tm)
+        check.expect_shape("dy", dy, expected, "the shape of the forward output")
         if unbatched:
             dy = dy[:, None, :]
         elif self.batch_first:
             dy = dy.transpose(1, 0, 2)
-        dy = np.ascontiguousarray(dy)
-        check.expect_shape("dy", dy, y_shape_tm, "the shape of the forward output")
-        return dy
+        return np.ascontiguousarray(dy)
 
 
 class _SingleStateRecurrent(_RecurrentBase, register=False):
@@ -397,7 +397,7 @@ class _SingleStateRecurrent(_RecurrentBase, register=False):
         """
         x, unbatched, lengths = self._prepare_input(x, lengths)
         h0 = self._prepare_state("h0", h0, x.shape[1], self.hidden_size, unbatched)
-        y, (h_n,) = self._run(x, [h0], lengths, check_finite)
+        y, (h_n,) = self._run(x, [h0], lengths, check_finite, unbatched)
         self._shape = (y.shape, unbatched)
         return self._output(y, unbatched), self._state_out(h_n, unbatched)
 
@@ -413,7 +413,7 @@ class _SingleStateRecurrent(_RecurrentBase, register=False):
         y_shape, unbatched = self._shape
         dy = self._dy_array(dy, y_shape, unbatched)
         dh_n = self._prepare_state("dh_n", dh_n, y_shape[1], self.hidden_size, unbatched)
-        dx, (dh0,) = self._backward_stack(dy, [dh_n], clip_per_step, check_finite)
+        dx, (dh0,) = self._backward_stack(dy, [dh_n], clip_per_step, check_finite, unbatched)
         return self._output(dx, unbatched), self._state_out(dh0, unbatched)
 
     def _initial_state_grads(self, grads):
@@ -526,7 +526,7 @@ class LSTM(_RecurrentBase):
         h0, c0 = (None, None) if hx is None else self._pair("hx", hx)
         h0 = self._prepare_state("h0", h0, x.shape[1], self.output_size, unbatched)
         c0 = self._prepare_state("c0", c0, x.shape[1], self.hidden_size, unbatched)
-        y, (h_n, c_n) = self._run(x, [h0, c0], lengths, check_finite)
+        y, (h_n, c_n) = self._run(x, [h0, c0], lengths, check_finite, unbatched)
         self._shape = (y.shape, unbatched)
         return self._output(y, unbatched), (self._state_out(h_n, unbatched), self._state_out(c_n, unbatched))
 
@@ -544,7 +544,7 @@ class LSTM(_RecurrentBase):
         dh_n, dc_n = (None, None) if d_state is None else self._pair("d_state", d_state)
         dh_n = self._prepare_state("dh_n", dh_n, y_shape[1], self.output_size, unbatched)
         dc_n = self._prepare_state("dc_n", dc_n, y_shape[1], self.hidden_size, unbatched)
-        dx, (dh0, dc0) = self._backward_stack(dy, [dh_n, dc_n], clip_per_step, check_finite)
+        dx, (dh0, dc0) = self._backward_stack(dy, [dh_n, dc_n], clip_per_step, check_finite, unbatched)
         return self._output(dx, unbatched), (self._state_out(dh0, unbatched), self._state_out(dc0, unbatched))
 
     @staticmethod
