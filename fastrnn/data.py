@@ -75,14 +75,20 @@ def pad_sequences(seqs, dtype=None, padding_value=0, batch_first=False):
 def lengths_to_mask(lengths, max_len=None, batch_first=False):
     """Boolean mask of valid steps: (T, B) (``batch_first``: (B, T)), True where ``t < lengths[b]``.
 
-    ``max_len`` defaults to ``max(lengths)``. Use it as the ``mask`` of a loss on
-    padded sequences."""
+    ``max_len`` (an int, at least ``max(lengths)``) defaults to ``max(lengths)``. Use
+    it as the ``mask`` of a loss on padded sequences."""
     lengths = np.asarray(lengths)
     if lengths.ndim != 1 or lengths.dtype == np.bool_ or not np.issubdtype(lengths.dtype, np.integer):
         raise TypeError(f"lengths must be a 1-D integer array, got shape {lengths.shape} and dtype {lengths.dtype}")
     if lengths.size and lengths.min() < 0:
         raise ValueError("lengths must be non-negative")
-    steps = int(lengths.max()) if max_len is None and lengths.size else (max_len or 0)
+    longest = int(lengths.max()) if lengths.size else 0
+    if max_len is None:
+        steps = longest
+    else:
+        steps = check.positive_int("max_len", max_len, minimum=0)
+        if steps < longest:
+            raise ValueError(f"max_len must be at least max(lengths) = {longest}, got {steps}")
     mask = np.arange(steps)[None, :] < lengths[:, None]
     return mask if batch_first else np.ascontiguousarray(mask.T)
 
@@ -118,7 +124,9 @@ class BatchIterator:
       (when ``shuffle``). Without shuffle all samples are sorted by length.
     - ``time_major=True`` yields the sequence arrays as ``(T_b, B, ...)`` (the
       recurrent layers' default layout) instead of ``(B, T_b, ...)``.
-    - ``drop_last``: skip the final incomplete batch.
+    - ``drop_last``: skip the final incomplete batch (with ``bucket`` and ``shuffle``,
+      the n mod batch_size samples left out are drawn at random each epoch, not the
+      longest).
 
     ``len(iterator)`` is the number of batches per epoch; ``n_samples`` the number
     of samples.
@@ -189,8 +197,10 @@ class BatchIterator:
         order = self._rng.permutation(n) if self.shuffle else np.arange(n)
         if self.bucket:
             if self.shuffle:
+                if self.drop_last:  # drop a random remainder now: after sorting it would be the longest
+                    order = order[:n - n % size]
                 pool = size * self.bucket_pool
-                parts = [order[i:i + pool] for i in range(0, n, pool)]
+                parts = [order[i:i + pool] for i in range(0, len(order), pool)]
                 order = np.concatenate([p[np.argsort(self.lengths[p], kind="stable")] for p in parts])
             else:
                 order = np.argsort(self.lengths, kind="stable")

@@ -193,6 +193,9 @@ def gradient_reach(norms, ratio=1e-3):
     norms = np.asarray(norms, np.float64)
     if norms.ndim != 1 or norms.size == 0:
         raise ValueError(f"norms must be a non-empty 1-D array (T,), got shape {norms.shape}")
+    if isinstance(ratio, (bool, np.bool_)) or not isinstance(ratio, (int, float, np.integer, np.floating)) \
+            or not 0 < ratio <= 1:
+        raise ValueError(f"ratio must be a number in (0, 1], got {ratio!r}")
     last = norms[-1]
     if not np.isfinite(last) or last <= 0:
         return 0

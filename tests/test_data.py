@@ -53,6 +53,12 @@ def test_lengths_to_mask():
     np.testing.assert_array_equal(mask, [[True, True], [True, False], [True, False]])
     np.testing.assert_array_equal(data.lengths_to_mask([3, 1], max_len=4, batch_first=True),
                                   [[1, 1, 1, 0], [1, 0, 0, 0]])
+    with pytest.raises(TypeError, match=r"max_len must be an int"):
+        data.lengths_to_mask([3, 1], max_len=2.5)
+    with pytest.raises(TypeError, match=r"max_len must be an int"):
+        data.lengths_to_mask([3, 1], max_len=True)
+    with pytest.raises(ValueError, match=r"max_len must be at least max\(lengths\) = 3, got 2"):
+        data.lengths_to_mask([3, 1], max_len=2)  # would have cut the mask short silently
 
 
 # --------------------------------------------------------------------------- batches
@@ -204,3 +210,21 @@ def test_standard_scaler_fit_on_train_only():
         data.StandardScaler().transform(X)
     with pytest.raises(ValueError, match="features"):
         s.transform(np.zeros((2, 4)))
+
+
+def test_bucketing_with_drop_last_leaves_out_random_samples_not_the_longest():
+    """Each pool is sorted by length before it is cut, so dropping the incomplete
+    batch after sorting would leave out the longest samples in every epoch."""
+    lengths = np.r_[np.arange(1, 21) % 9 + 1, 10, 10, 10]
+    X = np.zeros((23, 10, 1), np.float32)
+    batches = data.BatchIterator(X, np.arange(23), batch_size=5, lengths=lengths, bucket=True, drop_last=True,
+                                 seed=0)
+    seen = np.zeros(23, int)
+    for _ in range(40):
+        sizes = []
+        for _, idx, _ in batches:
+            seen[idx] += 1
+            sizes.append(len(idx))
+        assert sizes == [5] * 4
+    assert (seen > 0).all(), np.flatnonzero(seen == 0)
+    assert seen.sum() == 40 * 20

@@ -195,6 +195,9 @@ def test_gradient_reach():
     assert D.gradient_reach(0.5 ** np.arange(30)[::-1], ratio=1e-3) == 9  # 0.5**9 >= 1e-3 > 0.5**10
     with pytest.raises(ValueError, match=r"norms must be a non-empty 1-D array"):
         D.gradient_reach(np.ones((2, 2)))
+    for bad in (2.0, 0, -1e-3, np.nan, True, "0.1"):  # 2.0 returned -1, outside 0..T-1
+        with pytest.raises(ValueError, match=r"ratio must be a number in \(0, 1\]"):
+            D.gradient_reach([0.5, 1.0, 1.0], ratio=bad)
 
 
 # --- the plot and the example ----------------------------------------------------------------
