@@ -211,6 +211,12 @@ def test_dtype_kept_and_bad_shapes_refused():
         cv.lstm_from_keras(_rand(I, 4 * H), _rand(H + 1, 4 * H))
     with pytest.raises(ValueError, match=r"bias must have shape \(2, 3H\)"):
         cv.gru_from_keras(_rand(I, 3 * H), _rand(H, 3 * H), _rand(3, 3 * H))
+    with pytest.raises(TypeError, match=r"bias has dtype float32 but the weights have dtype float64"):
+        cv.gru_from_keras(_rand(I, 3 * H), _rand(H, 3 * H), _rand(2, 3 * H, dtype=np.float32))
+    with pytest.raises(TypeError, match=r"bias must hold floating-point values"):
+        cv.gru_from_keras(_rand(I, 3 * H), _rand(H, 3 * H), np.zeros(3 * H, np.int64))
+    with pytest.raises(TypeError, match=r"weight_hh has dtype float64 but weight_ih has float32"):
+        cv.lstm_to_keras(_rand(4 * H, I, dtype=np.float32), _rand(4 * H, H))
     with pytest.raises(ValueError, match="proj"):
         cv.to_keras("lstm", fastrnn.LSTM(I, H, proj_size=2).state_dict())
     with pytest.raises(ValueError, match="cell"):

@@ -86,6 +86,8 @@ def _weights_in(weight_ih, weight_hh, gates):
     if weight_hh.shape != (gates * hidden, hidden):
         raise ValueError(f"weight_hh must have shape ({gates}*H, H) = {(gates * hidden, hidden)}, got "
                          f"{weight_hh.shape} (LSTM projections, proj_size > 0, have no Keras or haste form)")
+    if weight_hh.dtype != weight_ih.dtype:
+        raise TypeError(f"weight_hh has dtype {weight_hh.dtype} but weight_ih has {weight_ih.dtype}")
     return weight_ih, weight_hh, hidden
 
 
@@ -153,6 +155,11 @@ def gru_from_keras(kernel, recurrent_kernel, bias=None, reset_after=None):
             raise ValueError("gru_from_keras needs reset_after (True or False) when there is no bias")
         return _torch_dict(w_ih, w_hh, None, None)
     b = np.asarray(bias)
+    if b.ndim not in (1, 2):
+        raise ValueError(f"bias must have shape (2, 3H) or (3H,), got {b.shape}")
+    b = _array("bias", b, b.ndim)
+    if b.dtype != w_ih.dtype:
+        raise TypeError(f"bias has dtype {b.dtype} but the weights have dtype {w_ih.dtype}")
     inferred = {(2, 3 * hidden): True, (3 * hidden,): False}.get(b.shape)
     if inferred is None:
         raise ValueError(f"bias must have shape (2, 3H) = (2, {3 * hidden}) (reset_after=True) or "
