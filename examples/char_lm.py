@@ -39,7 +39,7 @@ def stream_batches(ids, batch_size, steps):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a slice of the text, one epoch (for tests)")
+    parser.add_argument("--quick", action="store_true", help="a slice of the text and a smaller model, 5 short epochs (for tests)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--cell", default="lstm", choices=["lstm", "gru", "rnn"])
     parser.add_argument("--hidden", type=int, default=256)

@@ -587,6 +587,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.threads < 1:
         p.error("--threads must be at least 1")
+    if args.seed < 0:
+        p.error(f"--seed must be a non-negative int, got {args.seed}")
+    if args.json:  # find out now, not after the whole run, that the results cannot be written
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            p.error(f"--json {args.json}: folder {folder} does not exist or is not writable")
     return args
 
 

@@ -67,6 +67,14 @@ def test_repeat_policy_and_arguments():
         bench.parse_args(["--sizes", "S9"])
 
 
+@pytest.mark.parametrize("argv,message", [(["--seed", "-1"], "--seed must be a non-negative int"),
+                                          (["--json", "/no/such/folder/r.json"], "does not exist or is not writable")])
+def test_bad_arguments_stop_before_the_run(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
 def test_missing_torch_is_skipped_cleanly(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
     cell, size = bench.CELLS["rnn"], bench.Size("tiny", 2, 2, 3, 4)
