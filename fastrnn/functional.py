@@ -241,15 +241,18 @@ def _placement(device, **arrays):
     run the CUDA kernels on the validated arguments. ``import fastrnn`` never
     imports numba.cuda: this function does, on the first "cuda" call.
     """
-    if isinstance(device, Context):
+    from_context = isinstance(device, Context)
+    if from_context:
         device = getattr(device.saved, "device", "cpu")
     if device == "cpu":
         for name, value in arrays.items():
             if value is None or type(value) is np.ndarray:
                 continue
             if getattr(value, "__cuda_ndarray__", False) or hasattr(value, "__cuda_array_interface__"):
-                raise TypeError(f"{name} is a CUDA device array but device='cpu'; pass device='cuda' "
-                                "(or copy it to the host)")
+                advice = ("the forward ran on the CPU; copy it to the host (or run the forward with "
+                          "device='cuda')" if from_context else "device='cpu'; pass device='cuda' (or copy it "
+                          "to the host)")
+                raise TypeError(f"{name} is a CUDA device array but {advice}")
         return None, tuple(arrays.values())
     check.choice("device", device, ("cpu", "cuda"))
     from .cuda.dispatch import Placement

@@ -57,3 +57,27 @@ def test_python_fallbacks_agree():
         assert math.isclose(tanh(v), math.tanh(v))
         assert abs(float(tanh(np.float32(v))) - math.tanh(v)) < 5e-7
         assert abs(float(sigmoid(np.float32(v))) - 1 / (1 + math.exp(-v))) < 2.5e-7
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_python_fallbacks_match_the_compiled_forms_at_special_values(dtype):
+    """The CUDA simulator runs the plain-Python relu/drelu: they must give what the
+    compiled ones give (relu(-inf) = 0, drelu(inf) = 1, drelu(NaN) = 0), not NaN."""
+    from fastrnn.kernels.activations import drelu, relu
+
+    @numba.njit
+    def compiled(x, out_relu, out_drelu):
+        for i in range(x.shape[0]):
+            out_relu[i] = relu(x[i])
+            out_drelu[i] = drelu(x[i])
+
+    x = np.array([-np.inf, -2.0, -0.0, 0.0, 3.0, np.inf, np.nan], dtype)
+    want_relu, want_drelu = np.empty_like(x), np.empty_like(x)
+    compiled(x, want_relu, want_drelu)
+    got_relu = np.array([relu(v) for v in x])
+    got_drelu = np.array([drelu(v) for v in x])
+    assert got_relu.dtype == dtype and got_drelu.dtype == dtype
+    np.testing.assert_array_equal(got_relu, want_relu)
+    np.testing.assert_array_equal(got_drelu, want_drelu)
+    np.testing.assert_array_equal(want_relu[:2], [0, 0])
+    np.testing.assert_array_equal(want_drelu, [0, 0, 0, 0, 1, 1, 0])

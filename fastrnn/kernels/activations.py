@@ -64,8 +64,8 @@ def sigmoid(x):
 
 
 def relu(x):
-    """max(x, 0), propagating NaN."""
-    return x * 0 if x < 0 else x
+    """max(x, 0), propagating NaN (0, not NaN, at -inf)."""
+    return type(x)(0) if x < 0 else x
 
 
 def one_minus(x):
@@ -84,8 +84,8 @@ def dtanh(t):
 
 
 def drelu(h):
-    """Derivative of relu given its output h (0 at h = 0, like torch)."""
-    return h * 0 + 1 if h > 0 else h * 0
+    """Derivative of relu given its output h (0 at h = 0 and at NaN, like the compiled form)."""
+    return type(h)(1) if h > 0 else type(h)(0)
 
 
 def _is_f32(x):
