@@ -97,7 +97,12 @@ def small_matmul_add(a, b, c):
     """``c += a @ b`` by plain loops, for few rows: a (M, K), b (K, N), c (M, N).
 
     Vectorizes over N without reassociating any sum; four rows of ``b`` per pass
-    so ``c`` is loaded and stored a quarter as often.
+    so ``c`` is loaded and stored a quarter as often. At batch 1 the product streams
+    all of ``b`` from L2 every step (LSTM S1: 64 KB in 0.73-0.95 us, L2's bandwidth):
+    eight rows per pass, row dot products on ``w`` itself, and interleaving it with
+    the gate math in chunks all measured no faster; splitting it over two threads
+    (Numba prange, a spin barrier per step) ran 1.5x faster on idle cores but 28x
+    slower once any BLAS call had left OpenBLAS's threads spinning on the two cores.
     """
     m, k_total = a.shape
     for row in range(m):
