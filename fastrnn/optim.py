@@ -446,12 +446,14 @@ def clip_grad_norm_(params, max_norm, norm_type=2.0, error_if_nonfinite=False):
     grads = [p.grad for p in _param_list(params) if p.grad is not None]
     max_norm = _number("max_norm", max_norm, 0.0)
     norm_type = _number("norm_type", norm_type)
-    if norm_type <= 0 and not math.isinf(norm_type):
+    if norm_type <= 0:  # -inf included: only the max-abs norm is offered
         raise ValueError(f"norm_type must be positive or inf, got {norm_type}")
     if not grads:
         return 0.0
     if math.isinf(norm_type):
-        total = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
+        # np.max, not Python's max: a NaN must win wherever it sits (max() drops it
+        # unless it comes first, and the clip would then hide it)
+        total = float(np.max([np.max(np.abs(g)) if g.size else 0.0 for g in grads]))
     else:
         norms = np.array([np.linalg.norm(g.ravel().astype(np.float64), ord=norm_type) for g in grads])
         total = float(np.linalg.norm(norms, ord=norm_type))

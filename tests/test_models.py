@@ -331,3 +331,33 @@ def test_seq2seq_learns_to_copy():
     history = fit(model, cross_entropy, opt, batches, epochs=15, verbose=0)
     assert history["loss"][-1] < 0.2 * history["loss"][0]
     assert (model.predict(src[:64], 4) == src[:64]).all(axis=1).mean() > 0.8
+
+
+def test_charlm_and_forecaster_refuse_bad_arguments_by_name():
+    """Bad prompts were used as raw indices (a negative id wrapped around to the end of
+    the vocabulary); short id sequences divided by zero; a wrong-shaped dpred was
+    reshaped silently."""
+    model = CharLM(7, embedding_dim=4, hidden_size=8, seed=0)
+    with pytest.raises(ValueError, match=r"prompt must lie in \[0, num_embeddings\) = \[0, 7\).*\[-1\]"):
+        model.generate([-1], 3, seed=0)
+    with pytest.raises(ValueError, match=r"prompt must lie in"):
+        model.generate([9], 3)
+    with pytest.raises(TypeError, match=r"prompt must hold integers, got dtype float64"):
+        model.generate([1.7], 3)
+    with pytest.raises(ValueError, match=r"length must be >= 0, got -1"):
+        model.generate([1], -1)
+    assert model.generate([1], 0).shape == (0,)
+    tiny = model.generate([1, 2, 3], 2, temperature=1e-310, seed=0)  # overflowed to NaN probabilities before
+    assert np.all((tiny >= 0) & (tiny < 7))
+    with pytest.raises(ValueError, match=r"ids must be a 1-D sequence of at least two ids"):
+        model.bits_per_token([1])
+    forecaster = Forecaster(1, hidden_size=3, horizon=3, seed=0)
+    forecaster.train()
+    forecaster(np.zeros((2, 5), np.float32))  # predictions (2, 3)
+    with pytest.raises(ValueError, match=r"dpred must have the forward output's shape \(2, 3\), got shape \(3, 2\)"):
+        forecaster.backward(np.ones((3, 2), np.float32))
+    with pytest.raises(ValueError, match=r"steps must be >= 1, got 0"):
+        forecaster.predict_recursive(np.zeros((2, 5), np.float32), 0)
+    with pytest.raises(ValueError, match=r"x must have 2 features \(input_size\) in its last axis, got shape "
+                                         r"\(7, 5, 3\)"):
+        Forecaster(2).predict(np.zeros((7, 5, 3), np.float32))

@@ -214,6 +214,27 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
         np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=RTOL, atol=1e-15)
 
 
+@pytest.mark.parametrize("position", [0, 1])
+def test_max_norm_clip_keeps_a_nan_wherever_it_sits(position):
+    """The inf-norm of gradients holding a NaN is NaN (torch too), also when the NaN is
+    not in the first parameter (Python's max() dropped it there)."""
+    grads = [np.array([1.0, 2.0]), np.array([0.5, 0.25])]
+    grads[position][0] = np.nan
+    params = []
+    for g in grads:
+        p = Parameter(np.zeros(2))
+        p.grad = g.copy()
+        params.append(p)
+    assert math.isnan(optim.clip_grad_norm_(params, 1.0, norm_type=math.inf))
+    assert all(np.isnan(p.grad).all() for p in params)  # as torch: every gradient NaN
+    for p, g in zip(params, grads):
+        p.grad = g.copy()
+    with pytest.raises(RuntimeError, match="total norm"):
+        optim.clip_grad_norm_(params, 1.0, norm_type=math.inf, error_if_nonfinite=True)
+    with pytest.raises(ValueError, match="norm_type must be positive or inf, got -inf"):
+        optim.clip_grad_norm_(params, 1.0, norm_type=-math.inf)
+
+
 def test_clip_grad_value_matches_torch_and_skips_missing():
     torch = pytest.importorskip("torch")
     params = make_params()

@@ -72,7 +72,8 @@ class eval_mode:
 
 
 def softmax(logits, temperature=1.0):
-    z = logits / temperature
-    z = z - z.max(axis=-1, keepdims=True)
+    # shift before dividing: a tiny temperature then sends the others to -inf (greedy)
+    # instead of overflowing every logit to inf (inf - inf = NaN)
+    z = (logits - logits.max(axis=-1, keepdims=True)) / temperature
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)

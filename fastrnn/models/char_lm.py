@@ -1,6 +1,7 @@
 """Character-level language model: :class:`CharLM`."""
 import numpy as np
 
+from .. import _validate as check
 from ..nn import Dropout, Embedding, Linear, Module
 from . import _common as C
 
@@ -51,7 +52,10 @@ class CharLM(Module):
 
     def bits_per_token(self, ids, chunk=2048):
         """Mean -log2 p(ids[t+1] | ids[:t+1]) over a 1-D id sequence, state carried across chunks."""
-        ids = np.asarray(ids)
+        ids = self.embedding.check_indices(ids, "ids")
+        if ids.ndim != 1 or ids.size < 2:
+            raise ValueError(f"ids must be a 1-D sequence of at least two ids (one to predict from, one to "
+                             f"score), got shape {ids.shape}")
         total, count, state = 0.0, 0, None
         with C.eval_mode(self):
             for start in range(0, len(ids) - 1, chunk):
@@ -71,9 +75,10 @@ class CharLM(Module):
 
         ``temperature`` > 0 divides the logits (lower: more conservative; near 0: greedy);
         ``seed`` makes the sample reproducible. Returns the new ids (an int64 array)."""
-        prompt = np.asarray(prompt, dtype=np.int64)
+        prompt = self.embedding.check_indices(prompt, "prompt")
         if prompt.ndim != 1 or prompt.size == 0:
             raise ValueError(f"prompt must be a non-empty 1-D sequence of ids, got shape {prompt.shape}")
+        length = check.positive_int("length", length, minimum=0)
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         rng = np.random.default_rng(seed)

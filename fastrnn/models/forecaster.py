@@ -1,6 +1,7 @@
 """Time-series forecasting: :class:`Forecaster`."""
 import numpy as np
 
+from .. import _validate as check
 from ..nn import Dropout, Linear, Module
 from . import _common as C
 
@@ -66,7 +67,11 @@ class Forecaster(Module):
         if self._saved is None:
             raise RuntimeError("Forecaster.backward needs a training-mode forward first")
         h_shape, steps, flat = self._saved
-        dpred = np.asarray(dpred).reshape(h_shape[1], self.horizon * self.output_size)
+        dpred = np.asarray(dpred)
+        expected = (h_shape[1], self.horizon) + (() if flat and self.output_size == 1 else (self.output_size,))
+        if dpred.shape != expected:
+            raise ValueError(f"dpred must have the forward output's shape {expected}, got shape {dpred.shape}")
+        dpred = dpred.reshape(h_shape[1], self.horizon * self.output_size)
         dfeat = self.dropout.backward(self.head.backward(np.ascontiguousarray(dpred)))
         dh = np.zeros(h_shape, self.dtype)
         dh[-1] = dfeat
@@ -85,6 +90,7 @@ class Forecaster(Module):
         x (B, W[, F]) -> (B, steps[, F]). Needs ``output_size == input_size``."""
         if self.output_size != self.input_size:
             raise ValueError("predict_recursive needs output_size == input_size")
+        steps = check.positive_int("steps", steps)
         window = np.array(x, copy=True)
         out = []
         with C.eval_mode(self):

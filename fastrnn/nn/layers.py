@@ -12,7 +12,6 @@ float32 input and returns float32 (float64 input raises ``TypeError``).
 import numpy as np
 
 from .. import _validate as check
-
 from .module import Module, Parameter
 
 __all__ = ["Linear", "Embedding", "Dropout"]
@@ -160,22 +159,29 @@ class Embedding(Module):
         return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
                 "padding_idx": self.padding_idx, "dtype": self.dtype, "seed": self._seed}
 
-    def forward(self, indices):
-        """indices (...) integers in [0, num_embeddings) -> y (..., embedding_dim)."""
+    def check_indices(self, indices, name="indices"):
+        """``indices`` as an integer array with every id in [0, num_embeddings); a
+        TypeError/ValueError naming ``name`` otherwise (negative ids are refused, not
+        counted from the end)."""
         if indices is None:
-            raise TypeError("indices must be an integer array, got None")
+            raise TypeError(f"{name} must be an integer array, got None")
         try:
             idx = np.asarray(indices)
         except Exception as exc:
-            raise TypeError(f"indices must be an integer array, got {type(indices).__name__}: {exc}") from None
+            raise TypeError(f"{name} must be an integer array, got {type(indices).__name__}: {exc}") from None
         if idx.dtype == np.bool_ or not np.issubdtype(idx.dtype, np.integer):
-            raise TypeError(f"indices must hold integers, got dtype {idx.dtype}")
+            raise TypeError(f"{name} must hold integers, got dtype {idx.dtype}")
         if idx.size:
             low, high = int(idx.min()), int(idx.max())
             if low < 0 or high >= self.num_embeddings:
                 bad = idx[(idx < 0) | (idx >= self.num_embeddings)]
-                raise ValueError(f"indices must lie in [0, num_embeddings) = [0, {self.num_embeddings}), "
+                raise ValueError(f"{name} must lie in [0, num_embeddings) = [0, {self.num_embeddings}), "
                                  f"got {bad.size} out of range, e.g. {bad.ravel()[:5].tolist()}")
+        return idx
+
+    def forward(self, indices):
+        """indices (...) integers in [0, num_embeddings) -> y (..., embedding_dim)."""
+        idx = self.check_indices(indices)
         y = self.weight.data[idx]
         self._indices = idx.copy() if self.training else None
         return y

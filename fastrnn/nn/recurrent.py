@@ -213,15 +213,15 @@ class _RecurrentBase(Module, register=False):
     def _prepare_input(self, x, lengths):
         x = check.floats("x", x, self.dtype, "the layer")
         x = check.float_array("x", x, x.ndim if x.ndim in (2, 3) else 3, self.dtype, "the layer")
+        if x.shape[-1] != self.input_size:  # before any transposition: quote the caller's shape
+            raise ValueError(f"x must have {self.input_size} features (input_size) in its last axis, "
+                             f"got shape {tuple(x.shape)}")
         unbatched = x.ndim == 2
         if unbatched:
             x = x[:, None, :]
         elif self.batch_first:
             x = x.transpose(1, 0, 2)
         x = np.ascontiguousarray(x)
-        if x.shape[2] != self.input_size:
-            raise ValueError(f"x must have {self.input_size} features (input_size) in its last axis, "
-                             f"got shape {tuple(x.shape)}")
         if x.shape[0] == 0 or x.shape[1] == 0:
             raise ValueError(f"x must have at least one time step and one sequence, got shape {tuple(x.shape)}")
         if lengths is not None:
