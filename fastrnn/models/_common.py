@@ -74,6 +74,7 @@ class eval_mode:
 def softmax(logits, temperature=1.0):
     # shift before dividing: a tiny temperature then sends the others to -inf (greedy)
     # instead of overflowing every logit to inf (inf - inf = NaN)
-    z = (logits - logits.max(axis=-1, keepdims=True)) / temperature
+    with np.errstate(over="ignore"):  # -inf is the intended result there: exp gives 0
+        z = (logits - logits.max(axis=-1, keepdims=True)) / temperature
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
