@@ -22,13 +22,14 @@ class NonFiniteError(FloatingPointError):
 
     Attributes: ``tensor`` (the argument or result's name), ``step`` and
     ``sequence`` (time step and batch index, or None for a tensor without a time
-    axis), ``index`` (the full index of the first offending element) and ``value``.
+    axis), ``index`` (the full index of the first offending element), ``shape`` (the
+    tensor's) and ``value``.
     """
 
-    def __init__(self, message, tensor, index, value, step=None, sequence=None):
+    def __init__(self, message, tensor, index, value, step=None, sequence=None, shape=None):
         super().__init__(message)
         self.tensor, self.index, self.value = tensor, index, value
-        self.step, self.sequence = step, sequence
+        self.step, self.sequence, self.shape = step, sequence, shape
 
 
 def _all_finite(array):
@@ -90,8 +91,8 @@ def require_finite(name, array, has_time_axis, where=""):
         value = row[j]
         message = (f"check_finite: {label} has {_describe_value(value)} at time step {t} "
                    f"(sequence {b}; first non-finite element at index {index} of shape {tuple(array.shape)})")
-        raise NonFiniteError(message, name, index, value, step=t, sequence=b)
+        raise NonFiniteError(message, name, index, value, step=t, sequence=b, shape=tuple(array.shape))
     value = array[found]
     message = (f"check_finite: {label} has {_describe_value(value)} "
                f"(first non-finite element at index {found} of shape {tuple(array.shape)})")
-    raise NonFiniteError(message, name, found, value)
+    raise NonFiniteError(message, name, found, value, shape=tuple(array.shape))

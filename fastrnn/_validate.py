@@ -151,8 +151,8 @@ def seed(value, generator_ok=True):
     return int(value)
 
 
-def dropout_rate(name, value):
-    """A dropout probability in [0, 1) as a float; bools and non-numbers refused."""
+def probability(name, value):
+    """A dropout or zoneout probability in [0, 1) as a float; bools and non-numbers refused."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
     if not 0.0 <= float(value) < 1.0:

@@ -195,18 +195,24 @@ def _bptt_options(ctx, gpu, clip_per_step, hidden_grads_out, check_finite, input
     return clip, trace, check_finite
 
 
-def _option_arrays(options):
-    """(name, array) of a variant's parameter and mask arrays, for the check_finite scan
-    (zoneout weights are range-checked already, which refuses NaN)."""
+def _named_arrays(record, skip=()):
+    """(name, array) of a named tuple's array fields (None kept, other values left out)
+    except those named in ``skip``; tuple fields are flattened as ``name[k]``."""
     pairs = []
-    for name, value in options._asdict().items():
-        if name.startswith("zoneout"):
+    for name, value in record._asdict().items():
+        if name in skip:
             continue
         if isinstance(value, tuple):
             pairs += [(f"{name}[{k}]", v) for k, v in enumerate(value)]
-        elif isinstance(value, np.ndarray):
+        elif value is None or isinstance(value, np.ndarray):
             pairs.append((name, value))
     return pairs
+
+
+def _option_arrays(options):
+    """(name, array) of a variant's parameter and mask arrays, for the check_finite scan
+    (zoneout weights are range-checked already, which refuses NaN)."""
+    return _named_arrays(options, skip=("zoneout_h", "zoneout_c"))
 
 
 def _arrays_in(saved):
@@ -220,15 +226,7 @@ def _arrays_in(saved):
 
 def _untimed_grads(result):
     """(name, array) of a gradient tuple's fields other than dx; nested tuples (variant grads) flattened."""
-    pairs = []
-    for name, value in result._asdict().items():
-        if name == "dx":
-            continue
-        if isinstance(value, tuple):
-            pairs += [(f"{name}[{k}]", v) for k, v in enumerate(value)]
-        else:
-            pairs.append((name, value))
-    return pairs
+    return _named_arrays(result, skip=("dx",))
 
 
 # --- device="cuda" (fastrnn.cuda, imported only when asked for) ------------------

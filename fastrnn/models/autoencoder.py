@@ -57,9 +57,7 @@ class SequenceAutoencoder(Module):
         hidden_size = check.positive_int("hidden_size", hidden_size)
         num_layers = check.positive_int("num_layers", num_layers)
         dropout = _dropout(dropout)
-        dtype = np.dtype(dtype)
-        if dtype not in check.FLOAT_DTYPES:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = check.float_dtype(dtype)
         if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an int or None (it is saved with the model), got {type(seed).__name__}")
         self._config = {"input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers,

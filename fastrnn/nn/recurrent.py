@@ -53,7 +53,7 @@ def _naming_layer(layer, direction, lengths, steps, user_views=None):
             n = steps if lengths is None else int(lengths[error.sequence])
             step = n - 1 - step if step < n else step
             index = (step,) + tuple(index[1:])
-        message, shape = str(error), _message_shape(str(error))
+        message, shape = str(error), error.shape
         view = (user_views or {}).get(error.tensor)
         if view is not None:
             index, shape = view(index, shape)
@@ -61,13 +61,7 @@ def _naming_layer(layer, direction, lengths, steps, user_views=None):
         head = message.split(" at time step ")[0] if error.step is not None else message.split(" (first non-finite")[0]
         at = f" at time step {step} (sequence {error.sequence}; " if step is not None else " ("
         message = f"{head}{at}first non-finite element at index {index} of shape {shape}) [{where}]"
-        raise _finite.NonFiniteError(message, error.tensor, index, error.value, step, error.sequence) from None
-
-
-def _message_shape(message):
-    """The tensor shape a NonFiniteError message quotes ("... of shape (5, 3, 4))")."""
-    inside = message.rsplit(" of shape (", 1)[1].split(")", 1)[0]
-    return tuple(int(v) for v in inside.split(",") if v.strip())
+        raise _finite.NonFiniteError(message, error.tensor, index, error.value, step, error.sequence, shape) from None
 
 
 class _RecurrentBase(Module, register=False):
@@ -82,7 +76,7 @@ class _RecurrentBase(Module, register=False):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             check.positive_int(name, value)
-        dropout = check.dropout_rate("dropout", dropout)
+        dropout = check.probability("dropout", dropout)
         dtype = check.float_dtype(dtype)
         seed = check.seed(seed)
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)

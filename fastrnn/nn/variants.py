@@ -37,14 +37,6 @@ LSTM_OPTIONS = dict(peephole=False, coupled_gates=False, cell_clip=None, layer_n
 GRU_OPTIONS = dict(layer_norm=False, input_dropout=0.0, recurrent_dropout=0.0, zoneout=0.0, weight_dropout=0.0)
 
 
-def _probability(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a probability in [0, 1), got {value!r}")
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
-    return float(value)
-
-
 def check_options(cell, values):
     """The non-default options among ``values`` (a dict of the keywords above), checked."""
     defaults = LSTM_OPTIONS if cell == "lstm" else GRU_OPTIONS
@@ -60,10 +52,10 @@ def check_options(cell, values):
         elif name == "zoneout" and cell == "lstm" and isinstance(value, (tuple, list)):
             if len(value) != 2:
                 raise ValueError(f"zoneout must be a probability or a pair (p_h, p_c), got {value!r}")
-            value = (_probability("zoneout[0] (h)", value[0]), _probability("zoneout[1] (c)", value[1]))
+            value = (check.probability("zoneout[0] (h)", value[0]), check.probability("zoneout[1] (c)", value[1]))
             value = value if value != (0.0, 0.0) else 0.0
         else:
-            value = _probability(name, value)
+            value = check.probability(name, value)
         if value != default:
             chosen[name] = value
     return chosen
